@@ -1,0 +1,190 @@
+"""Command line: ``forecasting run``, ``forecasting validate``, ``forecasting demo-data``.
+
+With ``--json`` the last line of stdout is one JSON object (also on failure, with
+an ``error`` key); progress and logs go to stderr. Exit codes: 0 success,
+2 bad configuration, 3 unreadable or malformed data, 4 circuit breaker, 1 other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from forecasting import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATA, EXIT_CIRCUIT_BREAKER = 0, 1, 2, 3, 4
+
+logger = logging.getLogger("forecasting")
+
+
+def _quantile_list(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"quantiles must be numbers separated by commas, got {text!r}") from exc
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (flags override it)")
+    parser.add_argument("--data", type=Path, help="history in long format (Parquet or CSV: unique_id, ds, y); default: the demo panel")
+    parser.add_argument("--freq", help="pandas frequency of the series, e.g. W-SUN, W-FRI, MS, D (default W-SUN)")
+    parser.add_argument("--horizon", type=int, help="periods to forecast (default 13)")
+    parser.add_argument("--season-length", type=int, help="periods per season (default implied by --freq: W 52, M 12, Q 4, D 7, H 24)")
+    parser.add_argument("--quantiles", type=_quantile_list, help="comma-separated quantiles; 0.5 is always added (default 0.1,0.5,0.9)")
+    parser.add_argument("--as-of", help="forecast origin date; later rows are trimmed (default: the last date in the data)")
+    parser.add_argument("--output", type=Path, help="output root for run folders and published tables (default ./output)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line of stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every model failure to stderr")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {
+        ("data", "path"): args.data,
+        ("forecast", "freq"): args.freq,
+        ("forecast", "horizon"): args.horizon,
+        ("forecast", "season_length"): args.season_length,
+        ("forecast", "quantiles"): args.quantiles,
+        ("forecast", "as_of"): args.as_of,
+        ("output", "root"): args.output,
+        ("compute", "n_shards"): getattr(args, "n_shards", None),
+    }
+    if getattr(args, "no_progress", False) or args.json:
+        flags[("compute", "progress")] = False
+    overrides: dict[str, Any] = {}
+    for (section, key), value in flags.items():
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forecasting", description="AutoML forecasting: per-series model selection on a quantile-loss backtest.")
+    parser.add_argument("--version", action="version", version=f"forecasting {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the weekly job: validate, backtest, select, forecast, publish")
+    _add_settings_flags(run)
+    run.add_argument("--series", help="comma-separated series ids: run (and republish) only these")
+    run.add_argument("--n-shards", type=int, help="number of shards to split the series into")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check the data without running models")
+    _add_settings_flags(validate)
+    validate.set_defaults(handler=_validate)
+
+    demo = commands.add_parser("demo-data", help="write the deterministic demo panel to a file")
+    demo.add_argument("path", type=Path, help="output file (.parquet or .csv)")
+    demo.add_argument("--n-series", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    demo.add_argument("-v", "--verbose", action="store_true")
+    demo.set_defaults(handler=_demo_data)
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from forecasting.config import load_settings
+
+    return load_settings(args.config, _overrides(args))
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from forecasting.orchestration.local import run_weekly
+
+    settings = _settings(args)
+    series = [s.strip() for s in args.series.split(",") if s.strip()] if args.series else None
+    return run_weekly(settings, series)
+
+
+def _validate(args: argparse.Namespace) -> dict[str, Any]:
+    from forecasting.orchestration.checks import validate_only
+
+    return validate_only(_settings(args))
+
+
+def _demo_data(args: argparse.Namespace) -> dict[str, Any]:
+    from forecasting.data.demo import generate_demo_panel
+
+    panel = generate_demo_panel(n_series=args.n_series, seed=args.seed)
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    if args.path.suffix.lower() == ".csv":
+        panel.to_csv(args.path, index=False)
+    else:
+        panel.to_parquet(args.path, index=False)
+    return {"path": str(args.path.resolve()), "rows": len(panel), "series": int(panel["unique_id"].nunique())}
+
+
+def _exit_code(exc: BaseException) -> int:
+    from forecasting.config import ConfigError
+    from forecasting.data.io import DataReadError
+    from forecasting.data.validation import CircuitBreakerError, DataSchemaError
+    from forecasting.models.catalog import UnknownModelError
+
+    if isinstance(exc, ConfigError | UnknownModelError):
+        return EXIT_CONFIG
+    if isinstance(exc, DataReadError | DataSchemaError):
+        return EXIT_DATA
+    if isinstance(exc, CircuitBreakerError):
+        return EXIT_CIRCUIT_BREAKER
+    return EXIT_FAILURE
+
+
+def format_summary(command: str, result: dict[str, Any]) -> str:
+    """A short human-readable summary of a command's result."""
+    if command != "run":
+        return json.dumps(result, indent=2, default=str)
+    lines = [f"run {result['run_id']} (as of {result['as_of'][:10]})"]
+    lines.append("series by status: " + ", ".join(f"{k} {v}" for k, v in result["counts"].items()))
+    mix = sorted(result["winner_mix"].items(), key=lambda item: -item[1])
+    lines.append("models used: " + ", ".join(f"{k} {v}" for k, v in mix))
+    loss = result.get("backtest_loss")
+    if loss:
+        ratio = loss["winner_mean_scaled_quantile_loss"] / loss["naive_mean_scaled_quantile_loss"]
+        lines.append(
+            f"backtest scaled quantile loss: selected {loss['winner_mean_scaled_quantile_loss']:.3f} vs naive "
+            f"{loss['naive_mean_scaled_quantile_loss']:.3f} ({ratio:.1%} of naive, {loss['series_compared']} series)"
+        )
+    lines.append(f"forecasts:   {result['forecasts']}")
+    lines.append(f"published:   {result.get('published')}")
+    lines.append(f"ledger:      {result['ledger']}")
+    lines.append(f"leaderboard: {result['leaderboard']}")
+    timings = result.get("timings_seconds", {})
+    if timings:
+        lines.append("wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.verbose else logging.ERROR,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler
+    try:
+        result = handler(args)
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code == EXIT_FAILURE:
+            logger.exception("forecasting %s failed", args.command)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": str(exc), "error_type": type(exc).__name__, "exit_code": code}))
+        return code
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        print(format_summary(args.command, result))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

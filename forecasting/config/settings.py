@@ -1,0 +1,235 @@
+"""Typed settings for a forecasting run.
+
+Every key has an embedded default, so a run needs no file at all. A YAML file
+(``config/*.yaml``) overrides the defaults, environment variables
+(``FORECASTING__SECTION__KEY``) override the file, and explicit overrides (the
+command-line flags) override everything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_SEASON_LENGTH_BY_FREQ_PREFIX = {
+    "W": 52,
+    "M": 12,
+    "ME": 12,
+    "MS": 12,
+    "Q": 4,
+    "QE": 4,
+    "QS": 4,
+    "D": 7,
+    "B": 5,
+    "H": 24,
+    "h": 24,
+    "Y": 1,
+    "YE": 1,
+    "YS": 1,
+    "A": 1,
+}
+
+
+def default_season_length(freq: str) -> int:
+    """Season length that the frequency implies (W 52, M 12, Q 4, D 7, H 24, else 1)."""
+    offset = pd.tseries.frequencies.to_offset(freq)
+    prefix = offset.name.split("-")[0].lstrip("0123456789")
+    return _SEASON_LENGTH_BY_FREQ_PREFIX.get(prefix, 1)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSettings(_Section):
+    """Where the history comes from and what its columns are."""
+
+    path: Path | None = Field(None, description="Parquet or CSV file in long format; None = demo panel.")
+    id_col: str = "unique_id"
+    time_col: str = "ds"
+    target_col: str = "y"
+
+
+class DemoSettings(_Section):
+    """The built-in demo panel used when no data path is given."""
+
+    n_series: int = Field(300, ge=10)
+    n_periods: int = Field(156, ge=30)
+    seed: int = 7
+    end: str = "2025-12-28"
+
+
+class ForecastSettings(_Section):
+    freq: str = "W-SUN"
+    horizon: int = Field(13, ge=1)
+    season_length: int | None = Field(None, ge=1, description="None = implied by freq.")
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    as_of: str | None = Field(None, description="Forecast origin; None = the last date in the data.")
+
+    @field_validator("freq")
+    @classmethod
+    def _known_frequency(cls, value: str) -> str:
+        try:
+            pd.tseries.frequencies.to_offset(value)
+        except ValueError as exc:
+            raise ValueError(f"unknown pandas frequency {value!r}") from exc
+        return value
+
+    @field_validator("quantiles")
+    @classmethod
+    def _median_included_and_sorted(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 < q < 1.0 for q in value):
+            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {value}")
+        return sorted({round(q, 6) for q in [*value, 0.5]})
+
+    @field_validator("as_of")
+    @classmethod
+    def _parsable_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            pd.Timestamp(value)
+        return value
+
+    @model_validator(mode="after")
+    def _fill_season_length(self) -> ForecastSettings:
+        if self.season_length is None:
+            self.season_length = default_season_length(self.freq)
+        return self
+
+
+class ValidationSettings(_Section):
+    """Per-series data policies (see README, 'Validation and status codes')."""
+
+    duplicates: Literal["quarantine", "sum", "last"] = "quarantine"
+    non_finite: Literal["quarantine", "drop"] = "quarantine"
+    irregular_dates: Literal["quarantine", "drop"] = "quarantine"
+    gaps: Literal["fill_zero", "interpolate", "forward_fill", "quarantine"] = "fill_zero"
+    negative_values: Literal["allow", "clip", "quarantine"] = "allow"
+    min_observations: int = Field(2, ge=1)
+    max_quarantine_share: float = Field(0.2, ge=0.0, le=1.0, description="Circuit breaker.")
+
+
+class LifecycleSettings(_Section):
+    """Series lifecycle: new, intermittent (ADI/CV2 rule), smooth, ended."""
+
+    ended_after_periods: int = Field(26, ge=1, description="No non-zero value in this many periods = ended.")
+    adi_threshold: float = Field(1.32, gt=1.0)
+    cv2_threshold: float = Field(0.49, gt=0.0)
+    min_history_seasons: float = Field(
+        0.0, ge=0.0, description="Extra history (in seasons) a series needs beyond the backtest to count as established."
+    )
+
+
+class CandidateSettings(_Section):
+    """One candidate model: its registered name and its parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    alias: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.name
+
+
+def _default_candidates() -> list[CandidateSettings]:
+    names = [
+        "AutoETS",
+        "AutoTheta",
+        "AutoCES",
+        "SeasonalNaive",
+        "Naive",
+        "HistoricAverage",
+        "WindowAverage",
+        "CrostonOptimized",
+        "ADIDA",
+        "IMAPA",
+        "TSB",
+    ]
+    return [CandidateSettings(name=name) for name in names]
+
+
+class ModelSettings(_Section):
+    candidates: list[CandidateSettings] = Field(default_factory=_default_candidates)
+    fallback: list[str] = Field(default_factory=lambda: ["Naive", "HistoricAverage"])
+    max_history_seasons: float = Field(
+        4.0, gt=0.0, description="History cap (in seasons) for models tagged expensive."
+    )
+    fit_time_limit_seconds: float = Field(60.0, gt=0.0, description="Wall-clock safety stop per fit.")
+    conformal_windows: int = Field(2, ge=2, description="Calibration windows for models without native quantiles.")
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_labels(cls, value: list[CandidateSettings]) -> list[CandidateSettings]:
+        labels = [c.label for c in value]
+        duplicated = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicated:
+            raise ValueError(f"candidate labels must be unique; repeated: {duplicated}")
+        if not value:
+            raise ValueError("at least one candidate is required")
+        return value
+
+
+class BacktestSettings(_Section):
+    n_windows: int = Field(2, ge=1)
+    step: int | None = Field(None, ge=1, description="Periods between cutoffs; None = horizon.")
+
+
+class SelectionSettings(_Section):
+    ensemble_top_k: int = Field(3, ge=0, description="Median ensemble of the top k; 0 or 1 = off.")
+    explosion_factor: float = Field(10.0, gt=1.0, description="Quality gate: max |forecast| vs max |history|.")
+
+
+class ComputeSettings(_Section):
+    n_shards: int = Field(8, ge=1, le=1024)
+    progress: bool = True
+
+
+class OutputSettings(_Section):
+    root: Path = Path("output")
+
+
+class Settings(BaseSettings):
+    """All settings of one run."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        env_prefix="FORECASTING__",
+        env_nested_delimiter="__",
+    )
+
+    data: DataSettings = Field(default_factory=DataSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Layering (file < environment < flags) is done explicitly by load_settings.
+        return (init_settings,)
+
+    @property
+    def season_length(self) -> int:
+        assert self.forecast.season_length is not None
+        return self.forecast.season_length
+
+    @property
+    def backtest_step(self) -> int:
+        return self.backtest.step or self.forecast.horizon

@@ -1,0 +1,1 @@
+"""Data layer: the column contract, loading and the synthetic demo panel."""

@@ -1,0 +1,1 @@
+"""Forecast evaluation: losses and benchmark scoring."""

@@ -1,0 +1,1 @@
+"""The model contract, the built-in adapters and plug-in discovery."""

@@ -1,0 +1,133 @@
+"""Built-in candidates: thin adapters from statsforecast models to the model contract."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import numpy as np
+import statsforecast.models as sf_models
+
+from forecasting.models.base import Forecast, ForecastModel
+
+_NOT_PARAMETERS = {"self", "alias", "prediction_intervals"}
+
+
+def interval_level(q: float) -> float:
+    """Central interval level (in percent) whose bound is quantile ``q``: 0.1 -> 80."""
+    level = round(abs(1.0 - 2.0 * q) * 100.0, 6)
+    return int(level) if float(level).is_integer() else level
+
+
+def quantiles_from_intervals(result: dict[str, np.ndarray], quantiles: tuple[float, ...]) -> dict[float, np.ndarray]:
+    """Turn statsforecast's ``lo-L``/``hi-L`` interval bounds into quantile forecasts."""
+    out: dict[float, np.ndarray] = {}
+    for q in quantiles:
+        if abs(q - 0.5) < 1e-12:
+            out[q] = np.asarray(result["mean"], dtype=np.float64)
+            continue
+        side = "lo" if q < 0.5 else "hi"
+        out[q] = np.asarray(result[f"{side}-{interval_level(q)}"], dtype=np.float64)
+    return out
+
+
+class StatsForecastModel(ForecastModel):
+    """Adapter base: subclasses name the statsforecast class in ``sf_class``."""
+
+    sf_class: ClassVar[type]
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self._param_names()))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown parameters {unknown}")
+        for name in self._param_names():
+            default = self._defaults().get(name)
+            setattr(self, name, params.get(name, default))
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        signature = inspect.signature(cls.sf_class.__init__)
+        defaults = {
+            name: parameter.default
+            for name, parameter in signature.parameters.items()
+            if name not in _NOT_PARAMETERS and parameter.default is not inspect.Parameter.empty
+        }
+        return {**defaults, **getattr(cls, "default_params", {})}
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.sf_class.__init__)
+        return [name for name in signature.parameters if name not in _NOT_PARAMETERS]
+
+    def min_history(self, season_length: int) -> int:
+        # Window models (WindowAverage) need a full window.
+        return max(super().min_history(season_length), int(getattr(self, "window_size", 0) or 0))
+
+    def _fit(self, y: np.ndarray, X: np.ndarray | None) -> None:
+        self.model_ = self.sf_class(**self.get_params()).fit(y)
+
+    def _predict(self, h: int, quantiles: tuple[float, ...], X_future: np.ndarray | None) -> Forecast:
+        wanted = quantiles if self.get_tag("native_quantiles") else ()
+        levels = sorted({interval_level(q) for q in wanted if abs(q - 0.5) > 1e-12})
+        result = self.model_.predict(h=h, level=levels or None)
+        return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
+
+
+def _adapter(sf_class: type, tags: dict[str, Any], default_params: dict[str, Any] | None = None) -> type:
+    namespace = {
+        "sf_class": sf_class,
+        "tags": tags,
+        "default_params": default_params or {},
+        "__doc__": f"statsforecast's {sf_class.__name__} under the model contract.",
+        "__module__": __name__,
+    }
+    return type(sf_class.__name__, (StatsForecastModel,), namespace)
+
+
+_SMOOTH = ("smooth",)
+_INTERMITTENT = ("intermittent",)
+_ANY = ("smooth", "intermittent")
+_AUTO = {"native_quantiles": True, "expensive": True, "demand_types": _SMOOTH, "min_history": 3}
+
+AutoARIMA = _adapter(sf_models.AutoARIMA, _AUTO)
+AutoETS = _adapter(sf_models.AutoETS, _AUTO)
+AutoTheta = _adapter(sf_models.AutoTheta, _AUTO)
+AutoCES = _adapter(sf_models.AutoCES, _AUTO)
+SeasonalNaive = _adapter(
+    sf_models.SeasonalNaive, {"native_quantiles": True, "min_history_seasons": 1.0, "demand_types": _ANY}
+)
+Naive = _adapter(sf_models.Naive, {"native_quantiles": True, "demand_types": _ANY})
+HistoricAverage = _adapter(sf_models.HistoricAverage, {"native_quantiles": True, "demand_types": _ANY})
+RandomWalkWithDrift = _adapter(
+    sf_models.RandomWalkWithDrift, {"native_quantiles": True, "min_history": 2, "demand_types": _SMOOTH}
+)
+MSTL = _adapter(
+    sf_models.MSTL,
+    {**_AUTO, "min_history_seasons": 2.0},
+    {"trend_forecaster": sf_models.AutoETS(model="ZZN")},
+)
+WindowAverage = _adapter(sf_models.WindowAverage, {"demand_types": _ANY}, {"window_size": 13})
+CrostonOptimized = _adapter(sf_models.CrostonOptimized, {"demand_types": _INTERMITTENT})
+ADIDA = _adapter(sf_models.ADIDA, {"demand_types": _INTERMITTENT})
+IMAPA = _adapter(sf_models.IMAPA, {"demand_types": _INTERMITTENT})
+TSB = _adapter(sf_models.TSB, {"demand_types": _INTERMITTENT}, {"alpha_d": 0.2, "alpha_p": 0.2})
+
+BUILTIN_MODELS: dict[str, type[ForecastModel]] = {
+    cls.__name__: cls
+    for cls in (
+        AutoARIMA,
+        AutoETS,
+        AutoTheta,
+        AutoCES,
+        SeasonalNaive,
+        Naive,
+        HistoricAverage,
+        RandomWalkWithDrift,
+        MSTL,
+        WindowAverage,
+        CrostonOptimized,
+        ADIDA,
+        IMAPA,
+        TSB,
+    )
+}

@@ -1,0 +1,1 @@
+"""The functions the CLI and the DAGs call, with JSON-able inputs and outputs."""

@@ -1,0 +1,244 @@
+"""The functions the CLI and the DAGs call: prepare_run, train_shard, finalize, publish.
+
+Inputs and outputs are JSON-able (ids and paths); everything between steps goes
+through files in the run folder, so each step can run in another process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting import __version__
+from forecasting.config import Settings
+from forecasting.data.contract import STATUS_QUARANTINED
+from forecasting.data.demo import generate_demo_panel
+from forecasting.data.io import fingerprint, read_history
+from forecasting.data.lifecycle import classify_lifecycle
+from forecasting.data.sharding import assign_shards
+from forecasting.data.validation import check_circuit_breaker, validate_history
+from forecasting.evaluation.windows import backtest_span
+from forecasting.orchestration.run_folder import RunFolder
+from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
+from forecasting.training.batch import BatchResult, train_batch
+from forecasting.training.plan import TrainingPlan
+
+logger = logging.getLogger(__name__)
+
+_VERSIONED_PACKAGES = ("statsforecast", "pandas", "numpy", "pyarrow", "pydantic")
+_RESULT_FRAMES = ("forecasts", "ledger", "scores", "backtest")
+
+
+def load_input(settings: Settings) -> tuple[pd.DataFrame, str]:
+    if settings.data.path is None:
+        demo = settings.demo
+        panel = generate_demo_panel(demo.n_series, demo.n_periods, settings.forecast.freq, demo.end, demo.seed)
+        return panel, f"demo(n_series={demo.n_series}, n_periods={demo.n_periods}, seed={demo.seed})"
+    data = settings.data
+    return read_history(data.path, data.id_col, data.time_col, data.target_col), str(Path(data.path).resolve())
+
+
+def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
+    """Settings that change the rows a run produces (not where they go or how they are computed)."""
+    return settings.model_dump(mode="json", exclude={"output": True, "compute": True, "data": {"path"}})
+
+
+def make_run_id(as_of: pd.Timestamp, data_fingerprint: str, settings: Settings, series: Sequence[str] | None) -> str:
+    """Deterministic run id: the as-of date plus a hash of data, configuration and series subset."""
+    content = json.dumps(
+        {
+            "data": data_fingerprint,
+            "settings": _results_relevant_settings(settings),
+            "series": sorted(series) if series else None,
+        },
+        sort_keys=True,
+    )
+    return f"{as_of:%Y%m%d}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {"forecasting": __version__, "python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def min_backtest_length(settings: Settings) -> int:
+    """Observations a series needs to be backtested (fewer = lifecycle 'new')."""
+    span = backtest_span(settings.forecast.horizon, settings.backtest.n_windows, settings.backtest_step)
+    seasons = int(np.ceil(settings.lifecycle.min_history_seasons * settings.season_length))
+    return span + max(settings.forecast.horizon, seasons)
+
+
+def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
+    """Read, validate, classify and shard the input; write it to a new run folder."""
+    raw, source = load_input(settings)
+    if series:
+        raw = raw[raw["unique_id"].astype(str).isin(set(series))]
+    as_of = pd.Timestamp(settings.forecast.as_of) if settings.forecast.as_of else pd.to_datetime(raw["ds"]).max()
+    run_id = make_run_id(as_of, fingerprint(raw), settings, series)
+    folder = RunFolder(Path(settings.output.root).resolve() / "runs" / run_id)
+
+    report = validate_history(raw, settings.forecast.freq, as_of, settings.validation)
+    check_circuit_breaker(report, settings.validation.max_quarantine_share)
+    lifecycle = classify_lifecycle(
+        report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
+    )
+    n_shards = settings.compute.n_shards
+    lifecycle["shard"] = assign_shards(lifecycle["unique_id"], n_shards)
+    history = report.history.merge(lifecycle[["unique_id", "shard"]], on="unique_id")
+    for shard, part in history.groupby("shard"):
+        write_atomic(part.drop(columns="shard"), folder.shard_dir(int(shard)) / "input.parquet")
+    for name, frame in (("lifecycle", lifecycle), ("quarantine", report.quarantine), ("repairs", report.repairs)):
+        write_atomic(frame, folder.input(name))
+
+    shards = sorted(int(s) for s in history["shard"].unique())
+    folder.write_json(
+        folder.manifest,
+        {
+            "run_id": run_id,
+            "as_of": as_of.isoformat(),
+            "source": source,
+            "series_subset": sorted(series) if series else None,
+            "data_fingerprint": fingerprint(raw),
+            "n_input_series": report.n_input_series,
+            "trimmed_rows": report.trimmed_rows,
+            "shards": shards,
+            "settings": settings.model_dump(mode="json"),
+            "versions": _package_versions(),
+        },
+    )
+    return {"run_id": run_id, "run_dir": str(folder.path), "shards": shards}
+
+
+def load_run_settings(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], Settings]:
+    folder = RunFolder(Path(run_dir))
+    manifest = folder.read_json(folder.manifest)
+    return folder, manifest, Settings(**manifest["settings"])
+
+
+def train_shard(run_dir: str | Path, shard: int, on_series_done: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Train every series of one shard; a shard already done is skipped (checkpoint)."""
+    folder, _, settings = load_run_settings(run_dir)
+    done_marker = folder.shard_done(shard)
+    if done_marker.exists():
+        return {"shard": shard, "skipped": True, **folder.read_json(done_marker)}
+    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
+    lifecycle = pd.read_parquet(folder.input("lifecycle"))
+    plan = TrainingPlan.from_settings(settings)
+    result = train_batch(history, lifecycle, plan, settings.forecast.freq, on_series_done)
+    for name in _RESULT_FRAMES:
+        write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")
+    counts = {"n_series": len(result.ledger)}
+    folder.write_json(done_marker, counts)
+    return {"shard": shard, "skipped": False, **counts}
+
+
+def _read_shards(folder: RunFolder, shards: Sequence[int]) -> BatchResult:
+    parts = []
+    for shard in shards:
+        if not folder.shard_done(shard).exists():
+            raise RuntimeError(f"shard {shard} of run {folder.run_id} has not finished")
+        frames = {name: pd.read_parquet(folder.shard_dir(shard) / f"{name}.parquet") for name in _RESULT_FRAMES}
+        parts.append(BatchResult(**frames))
+    return BatchResult.concat(parts)
+
+
+def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """Mean backtest scores per series x candidate, ranked, with the winner flagged."""
+    if scores.empty:
+        return pd.DataFrame(columns=["unique_id", "candidate", "scaled_quantile_loss", "mase", "coverage", "n_windows", "rank", "is_winner"])
+    board = (
+        scores.groupby(["unique_id", "candidate"], sort=True)
+        .agg(
+            scaled_quantile_loss=("scaled_quantile_loss", "mean"),
+            mase=("mase", "mean"),
+            coverage=("coverage", "mean"),
+            n_windows=("cutoff", "nunique"),
+        )
+        .reset_index()
+    )
+    winners = ledger.set_index("unique_id")["winner"]
+    board["is_winner"] = board["candidate"].to_numpy() == board["unique_id"].map(winners).to_numpy()
+    board["rank"] = board.groupby("unique_id")["scaled_quantile_loss"].rank(method="first").astype("int64")
+    return board.sort_values(["unique_id", "rank"]).reset_index(drop=True)
+
+
+def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
+    frame = quarantine.copy()
+    frame["status"] = STATUS_QUARANTINED
+    return frame
+
+
+def finalize(run_dir: str | Path) -> dict[str, Any]:
+    """Combine the shards into the run's ledger, leaderboard, scores and forecasts."""
+    folder, manifest, settings = load_run_settings(run_dir)
+    combined = _read_shards(folder, manifest["shards"])
+    quarantine = pd.read_parquet(folder.input("quarantine"))
+    ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
+    ledger = ledger.sort_values("unique_id").reset_index(drop=True)
+    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle"):
+        if column in ledger:
+            ledger[column] = ledger[column].fillna("").astype(str)
+    leaderboard = _leaderboard(combined.scores, ledger)
+    table = build_forecast_table(
+        combined.forecasts, pd.Timestamp(manifest["as_of"]), folder.run_id, settings.forecast.quantiles
+    )
+    outputs = {
+        "ledger": ledger,
+        "leaderboard": leaderboard,
+        "scores": combined.scores,
+        "backtest": combined.backtest,
+        "forecasts": table,
+    }
+    for name, frame in outputs.items():
+        write_atomic(frame, folder.output(name))
+    summary = summarize(ledger, leaderboard)
+    summary.update(
+        run_id=folder.run_id,
+        as_of=manifest["as_of"],
+        **{name: str(folder.output(name)) for name in ("forecasts", "ledger", "leaderboard")},
+    )
+    folder.write_json(folder.summary, summary)
+    return summary
+
+
+def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]:
+    """Counts by status, the winner mix, and the winners' loss against the naive baseline."""
+    counts = {str(k): int(v) for k, v in ledger["status"].value_counts().sort_index().items()}
+    published = ledger[ledger["model"].fillna("") != ""] if "model" in ledger else ledger.iloc[0:0]
+    winner_mix = {str(k): int(v) for k, v in published["model"].value_counts().items()}
+    summary: dict[str, Any] = {"counts": counts, "winner_mix": winner_mix, "n_series": int(len(ledger))}
+    if not leaderboard.empty:
+        winners = leaderboard[leaderboard["is_winner"]].set_index("unique_id")["scaled_quantile_loss"]
+        naive = leaderboard[leaderboard["candidate"] == "Naive"].set_index("unique_id")["scaled_quantile_loss"]
+        both = winners.index.intersection(naive.index)
+        if len(both):
+            summary["backtest_loss"] = {
+                "series_compared": int(len(both)),
+                "winner_mean_scaled_quantile_loss": float(winners[both].mean()),
+                "naive_mean_scaled_quantile_loss": float(naive[both].mean()),
+            }
+    return summary
+
+
+def publish(run_dir: str | Path) -> dict[str, Any]:
+    """Merge the run's forecasts into the published table of its origin (atomic)."""
+    folder, _, _ = load_run_settings(run_dir)
+    table = pd.read_parquet(folder.output("forecasts"))
+    if table.empty:
+        return {"published": None, "rows": 0}
+    path = publish_table(table, folder.output_root)
+    return {"published": str(path), "rows": int(len(table))}

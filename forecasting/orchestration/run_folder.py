@@ -1,0 +1,50 @@
+"""Paths inside one run folder: ``<output root>/runs/<run_id>/``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def output_root(self) -> Path:
+        return self.path.parent.parent
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / "manifest.json"
+
+    def input(self, name: str) -> Path:
+        return self.path / "input" / f"{name}.parquet"
+
+    def shard_dir(self, shard: int) -> Path:
+        return self.path / "shards" / f"shard-{shard:04d}"
+
+    def shard_done(self, shard: int) -> Path:
+        return self.shard_dir(shard) / "_SUCCESS"
+
+    def output(self, name: str) -> Path:
+        return self.path / f"{name}.parquet"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        return json.loads(path.read_text())
+
+    def write_json(self, path: Path, content: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(content, indent=2, sort_keys=True, default=str))
+        temporary.replace(path)

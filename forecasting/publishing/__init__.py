@@ -1,0 +1,1 @@
+"""The published forecast table: building it and writing it atomically."""

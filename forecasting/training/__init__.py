@@ -1,0 +1,1 @@
+"""Run one shard: backtest, select, refit, forecast, with per-series isolation."""
