@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from forecasting import __version__
 
@@ -52,6 +52,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("forecast", "as_of"): args.as_of,
         ("output", "root"): args.output,
         ("compute", "n_shards"): getattr(args, "n_shards", None),
+        ("compute", "scheduler_address"): getattr(args, "scheduler", None),
+        ("compute", "executor"): getattr(args, "executor", None),
     }
     if getattr(args, "no_progress", False) or args.json:
         flags[("compute", "progress")] = False
@@ -62,8 +64,21 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+class _UsageError(Exception):
+    """A command-line usage error (argparse's), raised instead of exiting so --json can report it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self, message)
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="forecasting", description="AutoML forecasting: per-series model selection on a quantile-loss backtest.")
+    parser = _ArgumentParser(prog="forecasting", description="AutoML forecasting: per-series model selection on a quantile-loss backtest.")
     parser.add_argument("--version", action="version", version=f"forecasting {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -71,6 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(run)
     run.add_argument("--series", help="comma-separated series ids: run (and republish) only these")
     run.add_argument("--n-shards", type=int, help="number of shards to split the series into")
+    run.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: an embedded local cluster)")
+    run.add_argument("--executor", choices=["dask", "serial"], help="run shards on Dask (default) or one after another in this process")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -95,11 +112,16 @@ def _settings(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = _settings(args)  # first: a bad setting fails before the heavy imports below
+
+    from forecasting.orchestration.executors import shutdown_embedded_cluster
     from forecasting.orchestration.local import run_weekly
 
-    settings = _settings(args)
     series = [s.strip() for s in args.series.split(",") if s.strip()] if args.series else None
-    return run_weekly(settings, series)
+    try:
+        return run_weekly(settings, series)
+    finally:
+        shutdown_embedded_cluster()
 
 
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,17 +142,24 @@ def _demo_data(args: argparse.Namespace) -> dict[str, Any]:
     return {"path": str(args.path.resolve()), "rows": len(panel), "series": int(panel["unique_id"].nunique())}
 
 
-def _exit_code(exc: BaseException) -> int:
-    from forecasting.config import ConfigError
-    from forecasting.data.io import DataReadError
-    from forecasting.data.validation import CircuitBreakerError, DataSchemaError
-    from forecasting.models.catalog import UnknownModelError
+def _raised_from(exc: BaseException, module: str, *names: str) -> bool:
+    """``exc`` is one of ``module``'s exception classes. A module that was never imported cannot
+    have raised it, so it is not imported here (the model catalog pulls in statsforecast and
+    numba: seconds, on every bad flag)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, tuple(getattr(loaded, name) for name in names))
 
-    if isinstance(exc, ConfigError | UnknownModelError):
+
+def _exit_code(exc: BaseException) -> int:
+    if _raised_from(exc, "forecasting.config.loader", "ConfigError") or _raised_from(
+        exc, "forecasting.models.catalog", "UnknownModelError"
+    ):
         return EXIT_CONFIG
-    if isinstance(exc, DataReadError | DataSchemaError):
+    if _raised_from(exc, "forecasting.data.io", "DataReadError") or _raised_from(
+        exc, "forecasting.data.validation", "DataSchemaError"
+    ):
         return EXIT_DATA
-    if isinstance(exc, CircuitBreakerError):
+    if _raised_from(exc, "forecasting.data.validation", "CircuitBreakerError"):
         return EXIT_CIRCUIT_BREAKER
     return EXIT_FAILURE
 
@@ -161,12 +190,22 @@ def format_summary(command: str, result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _build_parser().parse_args(argv)
+    except _UsageError as exc:  # a bad flag or value: exit 2 like argparse, and keep the --json contract
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc}", file=sys.stderr)
+        if "--json" in argv:
+            print(json.dumps({"error": str(exc), "error_type": "UsageError", "exit_code": EXIT_CONFIG}))
+        return EXIT_CONFIG
     logging.basicConfig(
-        level=logging.WARNING if args.verbose else logging.ERROR,
+        level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("distributed", "tornado"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose else logging.ERROR)
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler
     try:
         result = handler(args)

@@ -184,6 +184,12 @@ class SelectionSettings(_Section):
 
 
 class ComputeSettings(_Section):
+    """Where shards run: an embedded Dask cluster, a real one, or this process."""
+
+    executor: Literal["dask", "serial"] = "dask"
+    scheduler_address: str | None = Field(None, description="tcp://host:port of a Dask scheduler; None = embedded LocalCluster.")
+    n_workers: int | None = Field(None, ge=1, description="Embedded cluster workers; None = one per core.")
+    worker_memory_limit: str = "4GiB"
     n_shards: int = Field(8, ge=1, le=1024)
     progress: bool = True
 

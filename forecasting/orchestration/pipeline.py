@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 
 from forecasting import __version__
-from forecasting.config import Settings
+from forecasting.config import ConfigError, Settings
 from forecasting.data.contract import STATUS_QUARANTINED
 from forecasting.data.demo import generate_demo_panel
 from forecasting.data.io import fingerprint, read_history
 from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.sharding import assign_shards
-from forecasting.data.validation import check_circuit_breaker, validate_history
+from forecasting.data.validation import DataSchemaError, check_circuit_breaker, validate_history
 from forecasting.evaluation.windows import backtest_span
 from forecasting.orchestration.run_folder import RunFolder
 from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
@@ -85,14 +85,26 @@ def min_backtest_length(settings: Settings) -> int:
 def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
     """Read, validate, classify and shard the input; write it to a new run folder."""
     raw, source = load_input(settings)
+    if raw.empty:
+        raise DataSchemaError(f"the input {source} has no rows")
+    # The default as-of date comes from the whole input, so a subset run forecasts from the
+    # same origin as the full run it amends.
+    as_of = pd.Timestamp(settings.forecast.as_of) if settings.forecast.as_of else pd.to_datetime(raw["ds"]).max()
     if series:
         raw = raw[raw["unique_id"].astype(str).isin(set(series))]
-    as_of = pd.Timestamp(settings.forecast.as_of) if settings.forecast.as_of else pd.to_datetime(raw["ds"]).max()
-    run_id = make_run_id(as_of, fingerprint(raw), settings, series)
-    folder = RunFolder(Path(settings.output.root).resolve() / "runs" / run_id)
+        if raw.empty:
+            raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
 
     report = validate_history(raw, settings.forecast.freq, as_of, settings.validation)
+    if report.n_input_series == 0:
+        raise DataSchemaError(f"no series has data at or before as_of {as_of:%Y-%m-%d} ({report.trimmed_rows} rows after it)")
     check_circuit_breaker(report, settings.validation.max_quarantine_share)
+    # The forecast origin is the last period on the frequency grid at or before as_of: every
+    # kept series ends there, and the forecasts start one period after it.
+    if not report.history.empty:
+        as_of = pd.Timestamp(report.history["ds"].max())
+    run_id = make_run_id(as_of, fingerprint(raw), settings, series)
+    folder = RunFolder(Path(settings.output.root).resolve() / "runs" / run_id)
     lifecycle = classify_lifecycle(
         report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
     )
@@ -133,7 +145,10 @@ def train_shard(run_dir: str | Path, shard: int, on_series_done: Callable[[], No
     """Train every series of one shard; a shard already done is skipped (checkpoint)."""
     folder, _, settings = load_run_settings(run_dir)
     done_marker = folder.shard_done(shard)
-    if done_marker.exists():
+    n_shards = settings.compute.n_shards
+    # A checkpoint counts only for the same shard layout: the run id leaves the compute
+    # settings out, so a rerun with another n_shards shares the run folder.
+    if done_marker.exists() and folder.read_json(done_marker).get("n_shards") == n_shards:
         return {"shard": shard, "skipped": True, **folder.read_json(done_marker)}
     history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
     lifecycle = pd.read_parquet(folder.input("lifecycle"))
@@ -141,7 +156,7 @@ def train_shard(run_dir: str | Path, shard: int, on_series_done: Callable[[], No
     result = train_batch(history, lifecycle, plan, settings.forecast.freq, on_series_done)
     for name in _RESULT_FRAMES:
         write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")
-    counts = {"n_series": len(result.ledger)}
+    counts = {"n_series": len(result.ledger), "n_shards": n_shards}
     folder.write_json(done_marker, counts)
     return {"shard": shard, "skipped": False, **counts}
 
@@ -218,8 +233,8 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
 def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]:
     """Counts by status, the winner mix, and the winners' loss against the naive baseline."""
     counts = {str(k): int(v) for k, v in ledger["status"].value_counts().sort_index().items()}
-    published = ledger[ledger["model"].fillna("") != ""] if "model" in ledger else ledger.iloc[0:0]
-    winner_mix = {str(k): int(v) for k, v in published["model"].value_counts().items()}
+    models = ledger["model"].fillna("") if "model" in ledger else pd.Series(dtype=object)
+    winner_mix = {str(k): int(v) for k, v in models[models != ""].value_counts().items()}
     summary: dict[str, Any] = {"counts": counts, "winner_mix": winner_mix, "n_series": int(len(ledger))}
     if not leaderboard.empty:
         winners = leaderboard[leaderboard["is_winner"]].set_index("unique_id")["scaled_quantile_loss"]
@@ -236,9 +251,8 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
 
 def publish(run_dir: str | Path) -> dict[str, Any]:
     """Merge the run's forecasts into the published table of its origin (atomic)."""
-    folder, _, _ = load_run_settings(run_dir)
+    folder, manifest, _ = load_run_settings(run_dir)
     table = pd.read_parquet(folder.output("forecasts"))
-    if table.empty:
-        return {"published": None, "rows": 0}
-    path = publish_table(table, folder.output_root)
+    covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"]
+    path = publish_table(table, folder.output_root, covered.tolist(), pd.Timestamp(manifest["as_of"]))
     return {"published": str(path), "rows": int(len(table))}

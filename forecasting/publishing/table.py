@@ -25,8 +25,14 @@ def build_forecast_table(
     forecasts: pd.DataFrame, forecast_origin: pd.Timestamp, run_id: str, quantiles: Sequence[float], model_version: str = ""
 ) -> pd.DataFrame:
     """Contract-v1 rows from the training layer's forecast frame."""
+    columns = forecast_table_columns(quantiles)
+    if forecasts.empty:  # nothing to publish (every series ended or quarantined): typed, no rows
+        forecasts = pd.DataFrame({"unique_id": pd.Series(dtype=object), "ds": pd.Series(dtype="datetime64[ns]"),
+                                  "horizon": pd.Series(dtype="int64"), "model": pd.Series(dtype=object),
+                                  "status": pd.Series(dtype=object),
+                                  **{label: pd.Series(dtype="float64") for label in quantile_labels(quantiles)}})
     table = forecasts.copy()
-    table["forecast_origin"] = pd.Timestamp(forecast_origin)
+    table["forecast_origin"] = pd.Timestamp(forecast_origin).as_unit("ns")
     table["run_id"] = run_id
     table["model_version"] = model_version
     table["schema_version"] = SCHEMA_VERSION
@@ -34,7 +40,6 @@ def build_forecast_table(
     table["horizon"] = table["horizon"].astype("int64")
     for label in quantile_labels(quantiles):
         table[label] = table[label].astype("float64")
-    columns = forecast_table_columns(quantiles)
     return table[columns].sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
 
@@ -61,16 +66,29 @@ def write_atomic(frame: pd.DataFrame, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def publish_table(table: pd.DataFrame, root: Path) -> Path:
-    """Merge a run's rows into its origin's table: its series' rows are replaced, others kept."""
+def publish_table(
+    table: pd.DataFrame,
+    root: Path,
+    series: Sequence[str] | None = None,
+    forecast_origin: pd.Timestamp | None = None,
+) -> Path:
+    """Merge a run's rows into its origin's table: its series' rows are replaced, others kept.
+
+    ``series`` are the ids the run covered (default: the ids in ``table``); rows of those that
+    the run does not publish (now ended or quarantined) are removed, so no stale forecast of an
+    earlier run survives. ``forecast_origin`` is needed only when ``table`` is empty.
+    """
     origins = table["forecast_origin"].unique()
+    if len(origins) == 0 and forecast_origin is not None:
+        origins = [pd.Timestamp(forecast_origin)]
     if len(origins) != 1:
         raise ValueError(f"a run publishes one forecast origin, got {len(origins)}")
+    replaced = set(table["unique_id"].astype(str)) | {str(s) for s in (series if series is not None else ())}
     path = origin_path(root, origins[0])
     with _locked(path):
         current = pd.read_parquet(path) if path.exists() else table.iloc[0:0]
-        kept = current[~current["unique_id"].isin(table["unique_id"].unique())]
-        merged = table if kept.empty else pd.concat([kept, table], ignore_index=True)
+        kept = current[~current["unique_id"].isin(replaced)]
+        merged = kept if table.empty else table if kept.empty else pd.concat([kept, table], ignore_index=True)
         merged = merged.sort_values(KEY).reset_index(drop=True)
         if merged.duplicated(KEY).any():
             raise ValueError("forecast table would hold duplicate (unique_id, forecast_origin, ds) rows")

@@ -29,7 +29,9 @@ class BatchResult:
     def concat(cls, results: list[BatchResult]) -> BatchResult:
         def join(frames: list[pd.DataFrame]) -> pd.DataFrame:
             non_empty = [f for f in frames if not f.empty]
-            return pd.concat(non_empty, ignore_index=True) if non_empty else frames[0]
+            if non_empty:
+                return pd.concat(non_empty, ignore_index=True)
+            return frames[0] if frames else pd.DataFrame()  # no shards: every series quarantined
 
         return cls(
             forecasts=join([r.forecasts for r in results]),

@@ -156,7 +156,8 @@ def _rows(
 
 
 def _refit(label: str, members: list[str], y: np.ndarray, plan: TrainingPlan) -> QuantileForecast:
-    by_label = {c.label: c for c in (*plan.candidates, *plan.fallbacks)}
+    # A candidate wins over a fallback of the same label: refit what was backtested.
+    by_label = {c.label: c for c in (*plan.fallbacks, *plan.candidates)}
     if label == ENSEMBLE_LABEL:
         return median_ensemble([_forecast(by_label[m], y, plan) for m in members])
     return _forecast(by_label[label], y, plan)

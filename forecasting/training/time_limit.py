@@ -44,7 +44,8 @@ def time_limit(seconds: float, what: str = "fit") -> Iterator[None]:
     try:
         yield
     except FitTimeoutError:
-        pass
+        if not state["fired"]:
+            raise  # not ours (the block's own, or a nested limit's): never swallow it
     finally:
         with lock:
             state["done"] = True
