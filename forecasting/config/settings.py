@@ -191,6 +191,7 @@ class ComputeSettings(_Section):
     n_workers: int | None = Field(None, ge=1, description="Embedded cluster workers; None = one per core.")
     worker_memory_limit: str = "4GiB"
     n_shards: int = Field(8, ge=1, le=1024)
+    series_per_batch: int = Field(5, ge=1, description="Series per Dask task (aim for tasks of 0.5 to 5 s).")
     progress: bool = True
 
 

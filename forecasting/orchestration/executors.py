@@ -1,10 +1,10 @@
-"""Run the shards of a run: one after another here, or as tasks on a Dask cluster.
+"""Run the batches of a run's shards: in this process, or as tasks on a Dask cluster.
 
 With ``compute.scheduler_address`` set, tasks go to that cluster; otherwise an
 embedded ``LocalCluster`` (127.0.0.1, one single-threaded worker process per
-core, a free dashboard port) is started once per process. Workers read their
-shard's input from the run folder and write their results there, so only ids
-and paths travel through Dask.
+core, a memory limit, a free dashboard port) is started once per process.
+Workers read their batch's input from the run folder and write their results
+there, so only ids and paths travel through Dask.
 """
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from forecasting.config import Settings
-from forecasting.orchestration.pipeline import train_shard
+from forecasting.orchestration.shards import (
+    BatchTask,
+    complete_shard,
+    shard_batches,
+    shard_is_done,
+    train_series_batch,
+    train_shard,
+)
 
-ShardDone = Callable[[dict[str, Any]], None]
+BatchDone = Callable[[dict[str, Any]], None]
 
 _embedded_cluster: Any = None
 
@@ -61,23 +68,33 @@ def dask_client(settings: Settings) -> Iterator[Any]:
         yield client
 
 
-def run_shards_serial(run_dir: str, shards: Sequence[int], on_series_done: Callable[[], None] | None) -> list[dict[str, Any]]:
-    return [train_shard(run_dir, shard, on_series_done) for shard in shards]
-
-
-def run_shards_dask(settings: Settings, run_dir: str, shards: Sequence[int], on_shard_done: ShardDone | None) -> list[dict[str, Any]]:
-    """Each shard is one Dask task; results (small dicts) come back as they finish."""
+def run_batches_dask(client: Any, tasks: Sequence[BatchTask], on_batch_done: BatchDone | None = None) -> list[dict[str, Any]]:
+    """Submit every batch as one task; a task lost with its worker is rerun elsewhere."""
     from distributed import as_completed
 
+    futures = [
+        client.submit(train_series_batch, *task, key=f"batch-{os.path.basename(task[0])}-{task[1]}-{task[2]}", pure=False)
+        for task in tasks
+    ]
+    results = []
+    for future in as_completed(futures, loop=client.loop):
+        result = future.result()
+        results.append(result)
+        if on_batch_done:
+            on_batch_done(result)
+    return results
+
+
+def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Train every unfinished shard of a run with the configured executor.
+
+    On Dask, the batches of all shards go to the cluster at once, so no worker
+    waits at a shard boundary; each shard is completed once its batches are in.
+    """
+    pending = [s for s in shards if not shard_is_done(run_dir, s)]
+    if settings.compute.executor == "serial":
+        return [train_shard(run_dir, s, on_series_done=(lambda: on_series_done(1)) if on_series_done else None) for s in pending]
+    tasks = [task for shard in pending for task in shard_batches(run_dir, shard)]
     with dask_client(settings) as client:
-        futures = [
-            client.submit(train_shard, run_dir, shard, key=f"train_shard-{os.path.basename(run_dir)}-{shard}", pure=False)
-            for shard in shards
-        ]
-        results = []
-        for future in as_completed(futures, loop=client.loop):
-            result = future.result()
-            results.append(result)
-            if on_shard_done:
-                on_shard_done(result)
-    return sorted(results, key=lambda r: r["shard"])
+        run_batches_dask(client, tasks, (lambda r: on_series_done(r["n_series"])) if on_series_done else None)
+    return [complete_shard(run_dir, s) for s in pending]

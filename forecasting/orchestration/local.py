@@ -12,9 +12,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from forecasting.config import Settings
-from forecasting.orchestration.executors import run_shards_dask, run_shards_serial
+from forecasting.orchestration.executors import run_shards
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.run_folder import RunFolder
+from forecasting.orchestration.shards import finished_series
 
 
 def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
@@ -28,12 +29,8 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     n_series = len(pd.read_parquet(RunFolder(Path(run_dir)).input("lifecycle"), columns=["unique_id"]))
     started = time.perf_counter()
     with tqdm(total=n_series, desc="series", unit="series", file=sys.stderr, disable=not settings.compute.progress) as bar:
-        if settings.compute.executor == "serial":
-            for result in run_shards_serial(run_dir, shards, on_series_done=bar.update):
-                if result["skipped"]:
-                    bar.update(result["n_series"])
-        else:
-            run_shards_dask(settings, run_dir, shards, on_shard_done=lambda result: bar.update(result["n_series"]))
+        bar.update(sum(finished_series(run_dir, shard) for shard in shards))
+        run_shards(settings, run_dir, shards, on_series_done=bar.update)
     timings["train"] = time.perf_counter() - started
 
     started = time.perf_counter()

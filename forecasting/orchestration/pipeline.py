@@ -1,4 +1,4 @@
-"""The functions the CLI and the DAGs call: prepare_run, train_shard, finalize, publish.
+"""Run steps around the shards: prepare_run (before), finalize and publish (after).
 
 Inputs and outputs are JSON-able (ids and paths); everything between steps goes
 through files in the run folder, so each step can run in another process.
@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,15 +27,13 @@ from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.sharding import assign_shards
 from forecasting.data.validation import DataSchemaError, check_circuit_breaker, validate_history
 from forecasting.evaluation.windows import backtest_span
-from forecasting.orchestration.run_folder import RunFolder
+from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.orchestration.shards import read_shard_results
 from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
-from forecasting.training.batch import BatchResult, train_batch
-from forecasting.training.plan import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
 _VERSIONED_PACKAGES = ("statsforecast", "pandas", "numpy", "pyarrow", "pydantic")
-_RESULT_FRAMES = ("forecasts", "ledger", "scores", "backtest")
 
 
 def load_input(settings: Settings) -> tuple[pd.DataFrame, str]:
@@ -135,42 +133,6 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
     return {"run_id": run_id, "run_dir": str(folder.path), "shards": shards}
 
 
-def load_run_settings(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], Settings]:
-    folder = RunFolder(Path(run_dir))
-    manifest = folder.read_json(folder.manifest)
-    return folder, manifest, Settings(**manifest["settings"])
-
-
-def train_shard(run_dir: str | Path, shard: int, on_series_done: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Train every series of one shard; a shard already done is skipped (checkpoint)."""
-    folder, _, settings = load_run_settings(run_dir)
-    done_marker = folder.shard_done(shard)
-    n_shards = settings.compute.n_shards
-    # A checkpoint counts only for the same shard layout: the run id leaves the compute
-    # settings out, so a rerun with another n_shards shares the run folder.
-    if done_marker.exists() and folder.read_json(done_marker).get("n_shards") == n_shards:
-        return {"shard": shard, "skipped": True, **folder.read_json(done_marker)}
-    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
-    lifecycle = pd.read_parquet(folder.input("lifecycle"))
-    plan = TrainingPlan.from_settings(settings)
-    result = train_batch(history, lifecycle, plan, settings.forecast.freq, on_series_done)
-    for name in _RESULT_FRAMES:
-        write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")
-    counts = {"n_series": len(result.ledger), "n_shards": n_shards}
-    folder.write_json(done_marker, counts)
-    return {"shard": shard, "skipped": False, **counts}
-
-
-def _read_shards(folder: RunFolder, shards: Sequence[int]) -> BatchResult:
-    parts = []
-    for shard in shards:
-        if not folder.shard_done(shard).exists():
-            raise RuntimeError(f"shard {shard} of run {folder.run_id} has not finished")
-        frames = {name: pd.read_parquet(folder.shard_dir(shard) / f"{name}.parquet") for name in _RESULT_FRAMES}
-        parts.append(BatchResult(**frames))
-    return BatchResult.concat(parts)
-
-
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     """Mean backtest scores per series x candidate, ranked, with the winner flagged."""
     if scores.empty:
@@ -199,8 +161,8 @@ def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
 
 def finalize(run_dir: str | Path) -> dict[str, Any]:
     """Combine the shards into the run's ledger, leaderboard, scores and forecasts."""
-    folder, manifest, settings = load_run_settings(run_dir)
-    combined = _read_shards(folder, manifest["shards"])
+    folder, manifest, settings = load_run(run_dir)
+    combined = read_shard_results(folder, manifest["shards"])
     quarantine = pd.read_parquet(folder.input("quarantine"))
     ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)
@@ -251,7 +213,7 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
 
 def publish(run_dir: str | Path) -> dict[str, Any]:
     """Merge the run's forecasts into the published table of its origin (atomic)."""
-    folder, manifest, _ = load_run_settings(run_dir)
+    folder, manifest, _ = load_run(run_dir)
     table = pd.read_parquet(folder.output("forecasts"))
     covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"]
     path = publish_table(table, folder.output_root, covered.tolist(), pd.Timestamp(manifest["as_of"]))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forecasting.config import Settings
+
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -33,6 +35,9 @@ class RunFolder:
     def shard_done(self, shard: int) -> Path:
         return self.shard_dir(shard) / "_SUCCESS"
 
+    def batch_dir(self, shard: int, batch: int) -> Path:
+        return self.shard_dir(shard) / "batches" / f"batch-{batch:05d}"
+
     def output(self, name: str) -> Path:
         return self.path / f"{name}.parquet"
 
@@ -48,3 +53,10 @@ class RunFolder:
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text(json.dumps(content, indent=2, sort_keys=True, default=str))
         temporary.replace(path)
+
+
+def load_run(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], Settings]:
+    """A run folder, its manifest, and the settings it was prepared with."""
+    folder = RunFolder(Path(run_dir))
+    manifest = folder.read_json(folder.manifest)
+    return folder, manifest, Settings(**manifest["settings"])

@@ -18,7 +18,8 @@ from forecasting.config.loader import deep_merge
 from forecasting.data.contract import PUBLISHED_STATUSES, STATUS_ENDED, STATUS_QUARANTINED
 from forecasting.data.validation import CircuitBreakerError, DataSchemaError
 from forecasting.orchestration.local import run_weekly
-from forecasting.orchestration.pipeline import load_input, train_shard
+from forecasting.orchestration.pipeline import load_input
+from forecasting.orchestration.shards import train_shard
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,143 @@
+"""Train the shards of a run, batch by batch, with checkpoints at both levels.
+
+A shard (the unit Airflow maps over and retries) is cut into batches of
+``compute.series_per_batch`` series (the unit of a Dask task). Each batch reads
+its series from the shard's input file and writes its results to its own folder;
+a ``_SUCCESS`` file marks a finished batch or shard, and a rerun of the same run
+skips them. Checkpoints count only for the same layout (shard count and batch size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from forecasting.config import Settings
+from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.publishing.table import write_atomic
+from forecasting.training.batch import BatchResult, train_batch
+from forecasting.training.plan import TrainingPlan
+
+RESULT_FRAMES = ("forecasts", "ledger", "scores", "backtest")
+
+BatchTask = tuple[str, int, int, list[str]]  # run_dir, shard, batch, series ids
+BatchRunner = Callable[[Sequence[BatchTask]], list[dict[str, Any]]]
+
+
+def _layout(settings: Settings) -> dict[str, int]:
+    return {"n_shards": settings.compute.n_shards, "series_per_batch": settings.compute.series_per_batch}
+
+
+def _done(folder: RunFolder, marker: Path, settings: Settings) -> dict[str, Any] | None:
+    """The marker's content if it is a valid checkpoint for this layout."""
+    if not marker.exists():
+        return None
+    content = folder.read_json(marker)
+    return content if all(content.get(k) == v for k, v in _layout(settings).items()) else None
+
+
+@lru_cache(maxsize=8)
+def _plan(run_dir: str) -> TrainingPlan:
+    """The training plan of a run, built once per worker process."""
+    _, _, settings = load_run(run_dir)
+    return TrainingPlan.from_settings(settings)
+
+
+def shard_batches(run_dir: str, shard: int) -> list[BatchTask]:
+    """The shard's series cut into batches, in a stable order."""
+    folder, _, settings = load_run(run_dir)
+    ids = pd.read_parquet(folder.shard_dir(shard) / "input.parquet", columns=["unique_id"])["unique_id"]
+    series = sorted(ids.unique())
+    size = settings.compute.series_per_batch
+    return [(str(run_dir), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
+
+
+def train_series_batch(
+    run_dir: str, shard: int, batch: int, series: list[str], on_series_done: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Train one batch of series (one Dask task); skipped when already done."""
+    folder, _, settings = load_run(run_dir)
+    out = folder.batch_dir(shard, batch)
+    done = _done(folder, out / "_SUCCESS", settings)
+    if done is not None:
+        return {"shard": shard, "batch": batch, "skipped": True, **done}
+    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet", filters=[("unique_id", "in", series)])
+    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", series)])
+    result = train_batch(history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, on_series_done)
+    for name in RESULT_FRAMES:
+        write_atomic(getattr(result, name), out / f"{name}.parquet")
+    counts = {"n_series": len(result.ledger), **_layout(settings)}
+    folder.write_json(out / "_SUCCESS", counts)
+    return {"shard": shard, "batch": batch, "skipped": False, **counts}
+
+
+def _read_results(directories: Sequence[Path]) -> BatchResult:
+    parts = [BatchResult(**{name: pd.read_parquet(d / f"{name}.parquet") for name in RESULT_FRAMES}) for d in directories]
+    return BatchResult.concat(parts)
+
+
+def complete_shard(run_dir: str, shard: int) -> dict[str, Any]:
+    """Combine a shard's finished batches into the shard's results and mark it done."""
+    folder, _, settings = load_run(run_dir)
+    tasks = shard_batches(run_dir, shard)
+    unfinished = [b for _, _, b, _ in tasks if _done(folder, folder.batch_dir(shard, b) / "_SUCCESS", settings) is None]
+    if unfinished:
+        raise RuntimeError(f"run {folder.run_id} shard {shard}: batches {unfinished} have not finished")
+    result = _read_results([folder.batch_dir(shard, b) for _, _, b, _ in tasks])
+    for name in RESULT_FRAMES:
+        write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")
+    counts = {"n_series": len(result.ledger), "n_batches": len(tasks), **_layout(settings)}
+    folder.write_json(folder.shard_done(shard), counts)
+    return {"shard": shard, "skipped": False, **counts}
+
+
+def run_batches_serial(tasks: Sequence[BatchTask], on_series_done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    return [train_series_batch(*task, on_series_done=on_series_done) for task in tasks]
+
+
+def train_shard(
+    run_dir: str | Path,
+    shard: int,
+    run_batches: BatchRunner | None = None,
+    on_series_done: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Train every series of one shard (the Airflow task); a finished shard is skipped.
+
+    ``run_batches`` runs the shard's batch tasks (for example on Dask); by default
+    they run one after another in this process.
+    """
+    folder, _, settings = load_run(run_dir)
+    done = _done(folder, folder.shard_done(shard), settings)
+    if done is not None:
+        return {"shard": shard, "skipped": True, **done}
+    tasks = shard_batches(str(run_dir), shard)
+    if run_batches is None:
+        run_batches_serial(tasks, on_series_done)
+    else:
+        run_batches(tasks)
+    return complete_shard(str(run_dir), shard)
+
+
+def finished_series(run_dir: str, shard: int) -> int:
+    """Series of a shard that an earlier attempt of this run already trained (0 if not done)."""
+    folder, _, settings = load_run(run_dir)
+    done = _done(folder, folder.shard_done(shard), settings)
+    return int(done["n_series"]) if done else 0
+
+
+def shard_is_done(run_dir: str, shard: int) -> bool:
+    folder, _, settings = load_run(run_dir)
+    return _done(folder, folder.shard_done(shard), settings) is not None
+
+
+def read_shard_results(folder: RunFolder, shards: Sequence[int]) -> BatchResult:
+    """All shards' results of a run; every shard must be done."""
+    missing = [s for s in shards if not folder.shard_done(s).exists()]
+    if missing:
+        raise RuntimeError(f"run {folder.run_id}: shards {missing} have not finished")
+    return _read_results([folder.shard_dir(s) for s in shards])
