@@ -50,6 +50,13 @@ class Forecast:
     quantiles: dict[float, np.ndarray] = field(default_factory=dict)
 
 
+def model_season_length(model: Any) -> int:
+    """The model's own season length (1 if it has none; the longest of several, e.g. MSTL's)."""
+    value = getattr(model, "season_length", None)
+    seasons = np.atleast_1d(np.asarray(1 if value is None else value, dtype=np.float64))
+    return max(1, int(seasons.max())) if seasons.size else 1
+
+
 class ForecastModel:
     """Base class of every candidate model (template method for fit and predict)."""
 
@@ -108,8 +115,7 @@ class ForecastModel:
             raise ValueError(f"{type(self).__name__}.fit expects a 1-D series, got shape {values.shape}")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{type(self).__name__}.fit got non-finite values")
-        season_length = int(getattr(self, "season_length", 1) or 1)
-        needed = self.min_history(season_length)
+        needed = self.min_history(model_season_length(self))
         if values.size < needed:
             raise HistoryTooShortError(
                 f"{type(self).__name__} needs at least {needed} observations, got {values.size}"

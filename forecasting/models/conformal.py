@@ -13,15 +13,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from forecasting.models.base import Forecast, ForecastModel, HistoryTooShortError
+from forecasting.models.base import (
+    Forecast,
+    ForecastModel,
+    HistoryTooShortError,
+    model_season_length,
+)
 
 
 def conformity_scores(model: ForecastModel, y: np.ndarray, h: int, n_windows: int) -> np.ndarray:
-    """Absolute errors of refits at earlier cutoffs, shape (windows, h)."""
-    usable = min(n_windows, (y.size - 1) // h)
+    """Absolute errors of refits at earlier cutoffs, shape (windows, h).
+
+    Only cutoffs that leave the model its declared minimum history are used.
+    """
+    needed = max(1, model.min_history(model_season_length(model)))
+    usable = min(n_windows, (y.size - needed) // h)
     if usable < 1:
         raise HistoryTooShortError(
-            f"conformal quantiles need at least {h + 1} observations, got {y.size}"
+            f"conformal quantiles for {type(model).__name__} need at least {needed + h} "
+            f"observations, got {y.size}"
         )
     scores = np.empty((usable, h))
     for window in range(usable):

@@ -89,10 +89,13 @@ _INTERMITTENT = ("intermittent",)
 _ANY = ("smooth", "intermittent")
 _AUTO = {"native_quantiles": True, "expensive": True, "demand_types": _SMOOTH, "min_history": 3}
 
+# Minimum histories are statsforecast's own: below them AutoETS, AutoTheta and AutoCES
+# raise NotImplementedError("tiny datasets") (ETS: n > npars + 4 with npars >= 2; Theta: n > 3;
+# CES: n > 2, and no CES model fits 4 points).
 AutoARIMA = _adapter(sf_models.AutoARIMA, _AUTO)
-AutoETS = _adapter(sf_models.AutoETS, _AUTO)
-AutoTheta = _adapter(sf_models.AutoTheta, _AUTO)
-AutoCES = _adapter(sf_models.AutoCES, _AUTO)
+AutoETS = _adapter(sf_models.AutoETS, {**_AUTO, "min_history": 7})
+AutoTheta = _adapter(sf_models.AutoTheta, {**_AUTO, "min_history": 4})
+AutoCES = _adapter(sf_models.AutoCES, {**_AUTO, "min_history": 5})
 SeasonalNaive = _adapter(
     sf_models.SeasonalNaive, {"native_quantiles": True, "min_history_seasons": 1.0, "demand_types": _ANY}
 )
