@@ -101,7 +101,8 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
     # kept series ends there, and the forecasts start one period after it.
     if not report.history.empty:
         as_of = pd.Timestamp(report.history["ds"].max())
-    run_id = make_run_id(as_of, fingerprint(raw), settings, series)
+    data_fingerprint = fingerprint(raw)
+    run_id = make_run_id(as_of, data_fingerprint, settings, series)
     folder = RunFolder(Path(settings.output.root).resolve() / "runs" / run_id)
     lifecycle = classify_lifecycle(
         report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
@@ -122,7 +123,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
             "as_of": as_of.isoformat(),
             "source": source,
             "series_subset": sorted(series) if series else None,
-            "data_fingerprint": fingerprint(raw),
+            "data_fingerprint": data_fingerprint,
             "n_input_series": report.n_input_series,
             "trimmed_rows": report.trimmed_rows,
             "shards": shards,
