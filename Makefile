@@ -17,7 +17,35 @@ $(BIN)/forecasting: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-setup: $(BIN)/forecasting  ## create the environment from the lock file
+# Plug-ins: every plugins/*/ folder with a pyproject.toml, except the template.
+#
+# How they coexist with the lock file: uv.lock pins the platform and its dependencies only, and
+# `uv sync --frozen` makes .venv exactly that, uninstalling anything else, plug-ins included. So
+# the plug-ins are installed after the sync, editable (a change to a plug-in's code needs no
+# reinstall), with the locked versions as constraints: a plug-in can never move a locked package;
+# a dependency the lock does not have is installed at the newest version its pyproject allows (pin
+# it there). The plug-ins are reinstalled whenever the environment is re-synced, a plug-in's
+# pyproject.toml changes, or a plug-in folder is added or removed (the re-sync uninstalls a removed
+# one). uv.lock is never re-locked for a plug-in; a plug-in that needs a locked package at another
+# version needs a platform change (edit pyproject.toml, `uv lock`), like any other dependency change.
+PLUGIN_DIRS := $(sort $(patsubst %/pyproject.toml,%,$(filter-out plugins/_template/pyproject.toml,$(wildcard plugins/*/pyproject.toml))))
+PLUGIN_SET := $(VENV)/.plugin-set
+PLUGINS_INSTALLED := $(VENV)/.plugins-installed
+
+# Rewritten only when the set of plug-in folders changes, so that only a change reinstalls them.
+$(PLUGIN_SET): FORCE
+	@mkdir -p $(VENV)
+	@echo "$(PLUGIN_DIRS)" | cmp -s - $@ || echo "$(PLUGIN_DIRS)" > $@
+
+$(PLUGINS_INSTALLED): $(BIN)/forecasting $(PLUGIN_SET) $(addsuffix /pyproject.toml,$(PLUGIN_DIRS))
+	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) export --frozen --no-hashes --no-emit-project --no-header --quiet -o $(VENV)/constraints.txt
+	$(if $(PLUGIN_DIRS),$(UV) pip install --python $(BIN)/python --constraint $(VENV)/constraints.txt $(addprefix -e ,$(PLUGIN_DIRS)))
+	@touch $@
+
+FORCE:
+
+setup: $(BIN)/forecasting $(PLUGINS_INSTALLED)  ## the environment from the lock file, then every plug-in
 
 demo: setup  ## run the weekly job on the built-in demo panel
 	$(BIN)/forecasting run --config config/default.yaml

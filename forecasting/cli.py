@@ -1,8 +1,9 @@
-"""Command line: ``forecasting run``, ``forecasting validate``, ``forecasting demo-data``.
+"""Command line: ``forecasting run``, ``validate``, ``demo-data``, ``plugins list|check``.
 
 With ``--json`` the last line of stdout is one JSON object (also on failure, with
 an ``error`` key); progress and logs go to stderr. Exit codes: 0 success,
-2 bad configuration, 3 unreadable or malformed data, 4 circuit breaker, 1 other.
+2 bad configuration, 3 unreadable or malformed data, 4 circuit breaker, 1 other
+(and ``plugins check``: a failed check).
 """
 
 from __future__ import annotations
@@ -102,6 +103,19 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(handler=_demo_data)
+
+    plugins = commands.add_parser("plugins", help="installed plug-in models: list them, or run the conformance kit on one")
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
+    listing = plugin_commands.add_parser("list", help="name, version, owner, tags, conformance and whether the config activates it")
+    check = plugin_commands.add_parser("check", help="run the conformance kit on one model; exit 1 if any check fails")
+    check.add_argument("name", help="the model's name (a plug-in's entry point name, or a built-in)")
+    check.add_argument("--output", type=Path, help="output root whose plugins/ folder caches the verdict (default ./output)")
+    for sub in (listing, check):
+        sub.add_argument("--config", type=Path, help="YAML settings file: what is active, and where verdicts are cached")
+        sub.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line of stdout")
+        sub.add_argument("-v", "--verbose", action="store_true")
+    listing.set_defaults(handler=_plugins_list)
+    check.set_defaults(handler=_plugins_check)
     return parser
 
 
@@ -119,9 +133,15 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     series = [s.strip() for s in args.series.split(",") if s.strip()] if args.series else None
     try:
-        return run_weekly(settings, series)
+        summary = run_weekly(settings, series)
     finally:
         shutdown_embedded_cluster()
+    from forecasting.training.isolation import isolation_summary
+
+    isolation = isolation_summary(settings)
+    if isolation:
+        summary["plugin_isolation"] = isolation
+    return summary
 
 
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,6 +160,47 @@ def _demo_data(args: argparse.Namespace) -> dict[str, Any]:
     else:
         panel.to_parquet(args.path, index=False)
     return {"path": str(args.path.resolve()), "rows": len(panel), "series": int(panel["unique_id"].nunique())}
+
+
+def _plugin_settings(args: argparse.Namespace):
+    from forecasting.config import load_settings
+
+    output = getattr(args, "output", None)
+    return load_settings(args.config, {"output": {"root": output}} if output else {})
+
+
+def _plugins_list(args: argparse.Namespace) -> dict[str, Any]:
+    from forecasting.training.activation import plugin_table
+
+    return {"plugins": plugin_table(_plugin_settings(args))}
+
+
+def _plugins_check(args: argparse.Namespace) -> dict[str, Any]:
+    from forecasting.training.activation import check_and_store
+
+    outcome = check_and_store(args.name, _plugin_settings(args))
+    failed = [r["check"] for r in outcome["results"] if r["status"] == "fail"]
+    outcome.update(failed=failed, exit_code=EXIT_FAILURE if failed else EXIT_OK)
+    return outcome
+
+
+def _format_plugins(result: dict[str, Any]) -> str:
+    if "plugins" in result:
+        rows = result["plugins"]
+        if not rows:
+            return "no plug-ins installed (entry point group forecasting.models)"
+        header = ("name", "version", "owner", "active", "conformance", "tags")
+        table = [header, *[tuple(str(row[k]) for k in ("name", "version", "owner", "active", "conformance", "tags")) for row in rows]]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+        return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]) for line in table)
+    lines = [f"{result['name']}: {result['source']}"]
+    for r in result["results"]:
+        detail = r["reason"] if r["status"] != "pass" else r["description"]
+        lines.append(f"{r['status'].upper():4}  {r['check']:24}  {detail}")
+    counts = {s: sum(r["status"] == s for r in result["results"]) for s in ("pass", "fail", "skip")}
+    verdict = "conformant" if not result["failed"] else "NOT conformant: it cannot be activated"
+    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped: {verdict}")
+    return "\n".join(lines)
 
 
 def _raised_from(exc: BaseException, module: str, *names: str) -> bool:
@@ -166,6 +227,8 @@ def _exit_code(exc: BaseException) -> int:
 
 def format_summary(command: str, result: dict[str, Any]) -> str:
     """A short human-readable summary of a command's result."""
+    if command == "plugins":
+        return _format_plugins(result)
     if command != "run":
         return json.dumps(result, indent=2, default=str)
     lines = [f"run {result['run_id']} (as of {result['as_of'][:10]})"]
@@ -183,6 +246,10 @@ def format_summary(command: str, result: dict[str, Any]) -> str:
     lines.append(f"published:   {result.get('published')}")
     lines.append(f"ledger:      {result['ledger']}")
     lines.append(f"leaderboard: {result['leaderboard']}")
+    isolation = result.get("plugin_isolation")
+    if isolation:
+        lines.append(f"plug-ins:    {', '.join(isolation['plugins'])} ({isolation['process']})")
+        lines.append(f"plug-in network isolation: {isolation['network']}")
     timings = result.get("timings_seconds", {})
     if timings:
         lines.append("wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
@@ -222,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result, default=str))
     else:
         print(format_summary(args.command, result))
-    return EXIT_OK
+    return int(result.get("exit_code", EXIT_OK))
 
 
 if __name__ == "__main__":

@@ -195,6 +195,34 @@ class ComputeSettings(_Section):
     progress: bool = True
 
 
+class PluginLimits(_Section):
+    """Limits for one plug-in's child processes; unset keys take the ``plugins`` defaults."""
+
+    timeout_seconds: float | None = Field(None, gt=0.0)
+    memory_limit_mb: int | None = Field(None, ge=256)
+
+
+class PluginSettings(_Section):
+    """How plug-in models (installed through entry points, not built in) are run."""
+
+    isolation: bool = Field(True, description="Fit plug-ins in child processes (False: in-process, like built-ins).")
+    timeout_seconds: float = Field(
+        120.0, gt=0.0, description="Wall clock a child may spend on one series (all its backtest windows and the refit)."
+    )
+    memory_limit_mb: int = Field(2048, ge=256, description="Address-space limit of a child process (RLIMIT_AS).")
+    limits: dict[str, PluginLimits] = Field(default_factory=dict, description="Per plug-in name: overrides of the two limits.")
+    verdict_cache: Path | None = Field(
+        None, description="Folder for cached conformance verdicts; None = <output.root>/plugins."
+    )
+
+    def limits_for(self, name: str) -> tuple[float, int]:
+        """(timeout_seconds, memory_limit_mb) for the plug-in ``name``."""
+        own = self.limits.get(name) or PluginLimits()
+        timeout = own.timeout_seconds if own.timeout_seconds is not None else self.timeout_seconds
+        memory = own.memory_limit_mb if own.memory_limit_mb is not None else self.memory_limit_mb
+        return timeout, memory
+
+
 class OutputSettings(_Section):
     root: Path = Path("output")
 
@@ -218,6 +246,7 @@ class Settings(BaseSettings):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
 
     @classmethod

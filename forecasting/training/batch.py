@@ -1,4 +1,8 @@
-"""Train a batch of series in-process: the unit of work a shard (or a Dask task) runs."""
+"""Train a batch of series: the unit of work a shard (or a Dask task) runs.
+
+Built-in candidates run in this process; plug-in candidates in child processes,
+one per plug-in for the whole batch (``training.isolation``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.data.contract import STATUS_QUARANTINED, quantile_label
+from forecasting.training.isolation import run_isolated
 from forecasting.training.plan import TrainingPlan
 from forecasting.training.series import SeriesResult, series_arrays, train_series
 
@@ -70,10 +75,13 @@ def train_batch(
 ) -> BatchResult:
     """Train every series of ``history`` (sorted long frame) with its lifecycle class."""
     classes = lifecycle.set_index("unique_id")["lifecycle"].to_dict()
+    arrays = series_arrays(history)
+    # Plug-in candidates first, for the whole batch: one child process per plug-in, not per series.
+    isolated = run_isolated(plan, {uid: (y, classes[uid]) for uid, (_, y) in arrays.items()})
     forecasts, ledgers, scores, backtest = [], [], [], []
-    for unique_id, (ds, y) in series_arrays(history).items():
+    for unique_id, (ds, y) in arrays.items():
         try:
-            result = train_series(unique_id, ds, y, classes[unique_id], plan)
+            result = train_series(unique_id, ds, y, classes[unique_id], plan, isolated[unique_id])
         except Exception as exc:  # the chain's last resort failed: quarantine, never lose the batch
             logger.error("series %s: no model could forecast it: %s", unique_id, exc)
             result = SeriesResult(

@@ -6,18 +6,31 @@ from dataclasses import dataclass
 
 from forecasting.config import Settings
 from forecasting.models.base import ForecastModel
-from forecasting.models.catalog import build_model
+from forecasting.models.catalog import instantiate, is_builtin, model_class
 
 # Expensive models always see at least this many observations, whatever the season length.
 MIN_HISTORY_CAP = 100
 
 
 @dataclass(frozen=True)
+class IsolationLimits:
+    """Limits of the child process a plug-in candidate is fitted in."""
+
+    timeout_seconds: float  # wall clock per series (all its backtest windows and the refit)
+    memory_limit_mb: int  # address space of the child (RLIMIT_AS)
+
+
+@dataclass(frozen=True)
 class Candidate:
-    """A configured model under its label (unfitted prototype; clone before use)."""
+    """A configured model under its label (unfitted prototype; clone before use).
+
+    ``isolation`` set: the model is a plug-in, fitted in a child process under these
+    limits; None: fitted in this process (built-ins).
+    """
 
     label: str
     model: ForecastModel
+    isolation: IsolationLimits | None = None
 
     @property
     def expensive(self) -> bool:
@@ -40,12 +53,21 @@ class TrainingPlan:
     fallbacks: tuple[Candidate, ...]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TrainingPlan:
+    def from_settings(
+        cls,
+        settings: Settings,
+        candidates: tuple[Candidate, ...] | None = None,
+        fallbacks: tuple[Candidate, ...] | None = None,
+    ) -> TrainingPlan:
+        """The plan of a run; a plug-in that fails the conformance kit cannot be activated.
+
+        ``candidates`` / ``fallbacks`` replace the configured ones (the conformance kit's own plans).
+        """
+        if candidates is None:
+            candidates = tuple(_candidate(c.label, c.name, c.params, settings) for c in settings.models.candidates)
+        if fallbacks is None:
+            fallbacks = tuple(_candidate(name, name, {}, settings) for name in settings.models.fallback)
         season = settings.season_length
-        candidates = tuple(
-            Candidate(c.label, build_model(c.name, c.params, season)) for c in settings.models.candidates
-        )
-        fallbacks = tuple(Candidate(name, build_model(name, {}, season)) for name in settings.models.fallback)
         return cls(
             horizon=settings.forecast.horizon,
             quantiles=tuple(settings.forecast.quantiles),
@@ -64,3 +86,29 @@ class TrainingPlan:
     @property
     def candidate_order(self) -> list[str]:
         return [c.label for c in self.candidates]
+
+    def capped_history(self, candidate: Candidate) -> int | None:
+        """How many of the latest observations ``candidate`` sees (None: all of them)."""
+        return self.history_cap if candidate.expensive else None
+
+    def eligible(self, candidate: Candidate, lifecycle: str, train_length: int) -> bool:
+        """Whether ``candidate`` is backtested on a series of this lifecycle and training length."""
+        if lifecycle not in candidate.model.get_tag("demand_types"):
+            return False
+        usable = min(train_length, self.history_cap) if candidate.expensive else train_length
+        return usable >= candidate.model.min_history(self.season_length)
+
+
+def _candidate(label: str, name: str, params: dict, settings: Settings) -> Candidate:
+    found = model_class(name)
+    model = instantiate(found, params, settings.season_length)
+    if is_builtin(found):
+        return Candidate(label, model)
+    # Imported here: the conformance kit runs real backtests, so it imports this module.
+    from forecasting.training.activation import ensure_conformant
+
+    ensure_conformant(name, settings)
+    if not settings.plugins.isolation:
+        return Candidate(label, model)
+    timeout, memory = settings.plugins.limits_for(name)
+    return Candidate(label, model, IsolationLimits(timeout, memory))

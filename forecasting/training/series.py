@@ -2,7 +2,9 @@
 
 Every candidate runs under a wall-clock limit and inside its own try/except, so a
 failing model costs that series that candidate only; the failure is recorded with
-the series and the model.
+the series and the model. Plug-in candidates (those with ``isolation`` limits) are
+fitted in child processes beforehand (``training.isolation``); here their forecasts
+are looked up, and their failures raised, at the same points as a built-in's.
 """
 
 from __future__ import annotations
@@ -36,14 +38,16 @@ from forecasting.evaluation.selection import (
 )
 from forecasting.evaluation.windows import Window, backtest_windows
 from forecasting.models.base import HistoryTooShortError
-from forecasting.models.conformal import predict_with_quantiles
+from forecasting.training.fitting import QuantileForecast, forecast_quantiles
+from forecasting.training.isolation import (
+    SeriesOutcomes,
+    isolated_forecast,
+    isolated_models,
+    run_isolated,
+)
 from forecasting.training.plan import Candidate, TrainingPlan
-from forecasting.training.time_limit import time_limit
 
 logger = logging.getLogger(__name__)
-
-QuantileForecast = dict[float, np.ndarray]
-
 
 @dataclass
 class SeriesResult:
@@ -59,25 +63,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()[:300]
 
 
-def _history_for(candidate: Candidate, y: np.ndarray, plan: TrainingPlan) -> np.ndarray:
-    return y[-plan.history_cap :] if candidate.expensive else y
-
-
-def _forecast(candidate: Candidate, y: np.ndarray, plan: TrainingPlan) -> QuantileForecast:
+def _forecast(candidate: Candidate, y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes) -> QuantileForecast:
     """Fit on ``y`` (capped for expensive models) and return every quantile, under the time limit."""
-    history = _history_for(candidate, y, plan)
-    with time_limit(plan.fit_time_limit, f"{candidate.label} fit"):
-        forecast = predict_with_quantiles(
-            candidate.model.clone(), history, plan.horizon, plan.quantiles, plan.conformal_windows
-        )
-    return {q: np.asarray(forecast.quantiles[q], dtype=np.float64) for q in plan.quantiles}
-
-
-def _eligible(candidate: Candidate, lifecycle: str, train_length: int, plan: TrainingPlan) -> bool:
-    if lifecycle not in candidate.model.get_tag("demand_types"):
-        return False
-    usable = min(train_length, plan.history_cap) if candidate.expensive else train_length
-    return usable >= candidate.model.min_history(plan.season_length)
+    if candidate.isolation is not None:
+        return isolated_forecast(isolated, candidate.label, y.size)
+    return forecast_quantiles(
+        candidate.model, y, plan.horizon, plan.quantiles, plan.conformal_windows, plan.fit_time_limit,
+        plan.capped_history(candidate), candidate.label,
+    )
 
 
 @dataclass
@@ -103,15 +96,15 @@ def _score(y: np.ndarray, window: Window, forecast: QuantileForecast, plan: Trai
 
 
 def _run_backtest(
-    unique_id: str, y: np.ndarray, lifecycle: str, plan: TrainingPlan, failures: list[str]
+    unique_id: str, y: np.ndarray, lifecycle: str, plan: TrainingPlan, failures: list[str], isolated: SeriesOutcomes
 ) -> tuple[_Backtest, list[Window]]:
     windows = backtest_windows(y.size, plan.horizon, plan.n_windows, plan.step)
     result = _Backtest()
     for candidate in plan.candidates:
-        if not _eligible(candidate, lifecycle, windows[0].train_end, plan):
+        if not plan.eligible(candidate, lifecycle, windows[0].train_end):
             continue
         try:
-            per_window = [_forecast(candidate, y[: w.train_end], plan) for w in windows]
+            per_window = [_forecast(candidate, y[: w.train_end], plan, isolated) for w in windows]
             if not all(np.isfinite(values).all() for f in per_window for values in f.values()):
                 raise ValueError("non-finite backtest forecast")
         except HistoryTooShortError:
@@ -155,23 +148,29 @@ def _rows(
     return scores, rows
 
 
-def _refit(label: str, members: list[str], y: np.ndarray, plan: TrainingPlan) -> QuantileForecast:
+def _refit(label: str, members: list[str], y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes) -> QuantileForecast:
     # A candidate wins over a fallback of the same label: refit what was backtested.
     by_label = {c.label: c for c in (*plan.fallbacks, *plan.candidates)}
     if label == ENSEMBLE_LABEL:
-        return median_ensemble([_forecast(by_label[m], y, plan) for m in members])
-    return _forecast(by_label[label], y, plan)
+        return median_ensemble([_forecast(by_label[m], y, plan, isolated) for m in members])
+    return _forecast(by_label[label], y, plan, isolated)
 
 
 def _first_passing(
-    unique_id: str, chain: list[str], members: list[str], y: np.ndarray, plan: TrainingPlan, failures: list[str]
+    unique_id: str,
+    chain: list[str],
+    members: list[str],
+    y: np.ndarray,
+    plan: TrainingPlan,
+    failures: list[str],
+    isolated: SeriesOutcomes,
 ) -> tuple[str | None, QuantileForecast | None, list[str], str | None]:
     """Walk the fallback chain; return (model, forecast, repairs, why the first choice failed)."""
     first_failure = None
     gate_history = y[-plan.history_cap :]
     for label in chain:
         try:
-            forecast = _refit(label, members, y, plan)
+            forecast = _refit(label, members, y, plan, isolated)
         except Exception as exc:
             reason = f"refit_failed: {label}: {_describe(exc)}"
         else:
@@ -185,23 +184,38 @@ def _first_passing(
     return None, None, [], first_failure
 
 
-def train_series(unique_id: str, ds: np.ndarray, y: np.ndarray, lifecycle: str, plan: TrainingPlan) -> SeriesResult:
-    """Backtest, select, refit and gate one series; never raises for model errors."""
+def train_series(
+    unique_id: str,
+    ds: np.ndarray,
+    y: np.ndarray,
+    lifecycle: str,
+    plan: TrainingPlan,
+    isolated: SeriesOutcomes | None = None,
+) -> SeriesResult:
+    """Backtest, select, refit and gate one series; never raises for model errors.
+
+    ``isolated``: the plug-in candidates' forecasts for this series, computed in child
+    processes for a whole batch (``training.batch``); when None they are computed here.
+    """
     ledger: dict[str, Any] = {"unique_id": unique_id, "lifecycle": lifecycle, "n_obs": int(y.size)}
     if lifecycle == ENDED:
         return SeriesResult({**ledger, "status": STATUS_ENDED, "reason": "ended", "detail": "no recent demand"})
+    if isolated is None:
+        isolated = run_isolated(plan, {unique_id: (y, lifecycle)})[unique_id] if isolated_models(plan) else {}
     failures: list[str] = []
     scores: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     winner, members, ranking = None, [], []
     if lifecycle != NEW:
-        backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures)
+        backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures, isolated)
         members = _add_ensemble(backtest, y, windows, plan)
         ranking = rank_candidates(backtest.mean_losses(), [*plan.candidate_order, ENSEMBLE_LABEL])
         winner = ranking[0] if ranking else None
         scores, rows = _rows(unique_id, y, ds, windows, backtest, plan)
     fallback_labels = [c.label for c in plan.fallbacks if c.label not in ranking]
-    model, forecast, repairs, why = _first_passing(unique_id, [*ranking, *fallback_labels], members, y, plan, failures)
+    model, forecast, repairs, why = _first_passing(
+        unique_id, [*ranking, *fallback_labels], members, y, plan, failures, isolated
+    )
     if model is None:
         raise RuntimeError(f"series {unique_id}: every model of the fallback chain failed: {'; '.join(failures)}")
     if lifecycle == NEW:

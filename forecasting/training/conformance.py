@@ -1,0 +1,122 @@
+"""The full conformance kit: the model-level checks plus two that need the training machinery.
+
+``check_model`` runs every check on a class (``forecasting plugins check NAME``);
+``parametrize_with_checks`` turns the kit into pytest cases for a team's own tests:
+
+    from forecasting.training.conformance import parametrize_with_checks
+
+    @parametrize_with_checks([MyModel])
+    def test_conformance(model_class, check):
+        check(model_class)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting.config import Settings
+from forecasting.models.base import ForecastModel
+from forecasting.models.catalog import is_builtin
+from forecasting.models.conformance import (
+    MODEL_CHECKS,
+    SEASON,
+    Check,
+    CheckResult,
+    ConformanceFailure,
+    demand_type,
+    instances,
+    kit_series,
+    n_obs_for,
+    run_checks,
+)
+from forecasting.training.fitting import forecast_quantiles
+from forecasting.training.isolation import (
+    IsolatedFailure,
+    IsolatedModel,
+    requested_lengths,
+    run_isolated,
+)
+from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
+from forecasting.training.series import train_series
+
+KIT_VERSION = "1"  # bump when a check changes: cached verdicts are then recomputed
+BACKTEST_HORIZON = 4
+KIT_LIMITS = IsolationLimits(timeout_seconds=120.0, memory_limit_mb=4096)
+
+
+def kit_plan(model: ForecastModel, isolation: IsolationLimits | None = None) -> TrainingPlan:
+    """A real training plan (two backtest windows, conformal quantiles) with ``model`` as its only candidate."""
+    settings = Settings(
+        forecast={"horizon": BACKTEST_HORIZON, "season_length": SEASON, "quantiles": [0.1, 0.5, 0.9]},
+        backtest={"n_windows": 2},
+        selection={"ensemble_top_k": 0},
+    )
+    candidate = Candidate(type(model).__name__, model, isolation)
+    return TrainingPlan.from_settings(settings, candidates=(candidate,), fallbacks=())
+
+
+def check_real_backtest(model_class: type[ForecastModel]) -> None:
+    for model in instances(model_class):
+        kind = demand_type(model_class)
+        y = kit_series(n_obs_for(model), seed=3, kind=kind)
+        ds = pd.date_range("2020-01-05", periods=y.size, freq="W-SUN").to_numpy()
+        plan = kit_plan(model)
+        result = train_series("kit", ds, y, kind, plan, isolated={})
+        ledger = result.ledger
+        if ledger.get("failures"):
+            raise ConformanceFailure(f"failed in a real backtest: {ledger['failures']}")
+        label = plan.candidates[0].label
+        if (ledger.get("status"), ledger.get("model")) != ("ok", label):
+            raise ConformanceFailure(f"was not used after its backtest: status {ledger.get('status')}, model {ledger.get('model')}")
+        if len(result.scores) != plan.n_windows or not all(np.isfinite(s["scaled_quantile_loss"]) for s in result.scores):
+            raise ConformanceFailure(f"the backtest scored {len(result.scores)} of {plan.n_windows} windows")
+
+
+def check_runs_isolated(model_class: type[ForecastModel]) -> None:
+    model = next(iter(instances(model_class)))
+    kind = demand_type(model_class)
+    plan = kit_plan(model, KIT_LIMITS)
+    series = {f"s{seed}": (kit_series(n_obs_for(model), seed=seed, kind=kind), kind) for seed in (4, 5)}
+    outcomes = run_isolated(plan, series)
+    candidate = plan.candidates[0]
+    for uid, (y, _) in series.items():
+        for length in requested_lengths(IsolatedModel(candidate, True, False), y.size, kind, plan):
+            found = outcomes[uid].get(candidate.label, {}).get(length)
+            if isinstance(found, IsolatedFailure) or found is None:
+                raise ConformanceFailure(f"failed in a child process: {found}")
+            expected = forecast_quantiles(
+                model, y[:length], plan.horizon, plan.quantiles, plan.conformal_windows, plan.fit_time_limit,
+                plan.capped_history(candidate),
+            )
+            for q in plan.quantiles:
+                if not np.allclose(found[q], expected[q], rtol=1e-6, atol=1e-9, equal_nan=True):
+                    raise ConformanceFailure(f"forecasts in a child process differ from in-process ones (quantile {q})")
+
+
+def _builtin_reason(model_class: type[ForecastModel]) -> str:
+    return "built-ins run in-process" if is_builtin(model_class) else ""
+
+
+PIPELINE_CHECKS: tuple[Check, ...] = (
+    Check("real_backtest", "wins a real two-window backtest through TrainingPlan and train_series", check_real_backtest),
+    Check("runs_isolated", "forecasts in a child process equal in-process ones", check_runs_isolated, _builtin_reason),
+)
+KIT: tuple[Check, ...] = (*MODEL_CHECKS, *PIPELINE_CHECKS)
+
+
+def check_model(model_class: type[ForecastModel]) -> list[CheckResult]:
+    """Every check of the kit on ``model_class``."""
+    return run_checks(model_class, KIT)
+
+
+def parametrize_with_checks(model_classes: Sequence[type[ForecastModel]]) -> Any:
+    """A ``pytest.mark.parametrize`` over (model_class, check) for every applicable check of the kit."""
+    import pytest  # a test-time helper: pytest is not a runtime dependency
+
+    cases = [(cls, check) for cls in model_classes for check in KIT if not check.not_applicable(cls)]
+    ids = [f"{cls.__name__}-{check.name}" for cls, check in cases]
+    return pytest.mark.parametrize(("model_class", "check"), cases, ids=ids)
