@@ -48,7 +48,7 @@ FORCE:
 setup: $(BIN)/forecasting $(PLUGINS_INSTALLED)  ## the environment from the lock file, then every plug-in
 
 demo: setup  ## run the weekly job on the built-in demo panel
-	$(BIN)/forecasting run --config config/default.yaml
+	$(BIN)/forecasting run --config config/demo.yaml
 
 test: setup  ## run the test suite
 	$(BIN)/python -m pytest

@@ -133,15 +133,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
     series = [s.strip() for s in args.series.split(",") if s.strip()] if args.series else None
     try:
-        summary = run_weekly(settings, series)
+        return run_weekly(settings, series)
     finally:
         shutdown_embedded_cluster()
-    from forecasting.training.isolation import isolation_summary
-
-    isolation = isolation_summary(settings)
-    if isolation:
-        summary["plugin_isolation"] = isolation
-    return summary
 
 
 def _validate(args: argparse.Namespace) -> dict[str, Any]:

@@ -73,11 +73,18 @@ class StatsForecastModel(ForecastModel):
         return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
 
 
-def _adapter(sf_class: type, tags: dict[str, Any], default_params: dict[str, Any] | None = None) -> type:
+def _adapter(
+    sf_class: type,
+    tags: dict[str, Any],
+    default_params: dict[str, Any] | None = None,
+    test_params: dict[str, Any] | None = None,
+) -> type:
+    cheap = dict(test_params or {})
     namespace = {
         "sf_class": sf_class,
         "tags": tags,
         "default_params": default_params or {},
+        "get_test_params": classmethod(lambda cls: [dict(cheap)]),
         "__doc__": f"statsforecast's {sf_class.__name__} under the model contract.",
         "__module__": __name__,
     }
@@ -92,7 +99,7 @@ _AUTO = {"native_quantiles": True, "expensive": True, "demand_types": _SMOOTH, "
 # Minimum histories are statsforecast's own: below them AutoETS, AutoTheta and AutoCES
 # raise NotImplementedError("tiny datasets") (ETS: n > npars + 4 with npars >= 2; Theta: n > 3;
 # CES: n > 2, and no CES model fits 4 points).
-AutoARIMA = _adapter(sf_models.AutoARIMA, _AUTO)
+AutoARIMA = _adapter(sf_models.AutoARIMA, _AUTO, test_params={"max_p": 1, "max_q": 1, "max_P": 1, "max_Q": 1})
 AutoETS = _adapter(sf_models.AutoETS, {**_AUTO, "min_history": 7})
 AutoTheta = _adapter(sf_models.AutoTheta, {**_AUTO, "min_history": 4})
 AutoCES = _adapter(sf_models.AutoCES, {**_AUTO, "min_history": 5})

@@ -27,9 +27,11 @@ from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.sharding import assign_shards
 from forecasting.data.validation import DataSchemaError, check_circuit_breaker, validate_history
 from forecasting.evaluation.windows import backtest_span
+from forecasting.models.catalog import installed_plugins
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
 from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
+from forecasting.training.isolation import isolation_summary
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,16 @@ def load_input(settings: Settings) -> tuple[pd.DataFrame, str]:
 
 def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
     """Settings that change the rows a run produces (not where they go or how they are computed)."""
-    return settings.model_dump(mode="json", exclude={"output": True, "compute": True, "data": {"path"}})
+    return settings.model_dump(
+        mode="json", exclude={"output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"}}
+    )
+
+
+def plugin_versions(settings: Settings) -> dict[str, str]:
+    """The distribution and version of every configured plug-in: ``{name: "dist==version"}``."""
+    names = [c.name for c in settings.models.candidates] + list(settings.models.fallback)
+    installed = installed_plugins()
+    return {n: f"{installed[n].distribution}=={installed[n].version}" for n in sorted(set(names)) if n in installed}
 
 
 def make_run_id(as_of: pd.Timestamp, data_fingerprint: str, settings: Settings, series: Sequence[str] | None) -> str:
@@ -56,6 +67,7 @@ def make_run_id(as_of: pd.Timestamp, data_fingerprint: str, settings: Settings, 
         {
             "data": data_fingerprint,
             "settings": _results_relevant_settings(settings),
+            "plugins": plugin_versions(settings),
             "series": sorted(series) if series else None,
         },
         sort_keys=True,
@@ -129,6 +141,8 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
             "shards": shards,
             "settings": settings.model_dump(mode="json"),
             "versions": _package_versions(),
+            "plugins": plugin_versions(settings),
+            "plugin_isolation": isolation_summary(settings),
         },
     )
     return {"run_id": run_id, "run_dir": str(folder.path), "shards": shards}
@@ -184,6 +198,8 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     for name, frame in outputs.items():
         write_atomic(frame, folder.output(name))
     summary = summarize(ledger, leaderboard)
+    if manifest.get("plugin_isolation"):
+        summary["plugin_isolation"] = manifest["plugin_isolation"]
     summary.update(
         run_id=folder.run_id,
         as_of=manifest["as_of"],
