@@ -290,16 +290,28 @@ def print_report(figures: dict[str, Any]) -> None:
         print("  share of y <= quantile: " + "  ".join(f"{k} {v:.2f}" for k, v in row["share_below"].items()))
 
 
-def combine(paths: list[Path]) -> dict[str, Any]:
-    """Merge the platform rows of several accuracy.json files scored on the same series."""
-    parts = [json.loads(Path(p).read_text()) for p in paths]
+def combine(specs: list[str]) -> dict[str, Any]:
+    """Merge the platform rows of several accuracy.json files scored on the same series.
+
+    Each spec is ``PATH`` or ``TAG=PATH``; when the files come from different configs (or a
+    tag is given) each row's method is suffixed with ``[TAG]`` (default: the config's stem).
+    """
+    tagged = [spec.split("=", 1) if "=" in spec else [None, spec] for spec in specs]
+    parts = [json.loads(Path(path).read_text()) for _, path in tagged]
     first = parts[0]
-    for path, part in zip(paths[1:], parts[1:], strict=True):
+    for (_, path), part in zip(tagged[1:], parts[1:], strict=True):
         if part["series"] != first["series"]:
-            raise SystemExit(f"{path} was scored on other series than {paths[0]}")
+            raise SystemExit(f"{path} was scored on other series than {tagged[0][1]}")
+    configs = [part["setups"][0]["config"] for part in parts]
+    label_rows = len(set(configs)) > 1 or any(tag for tag, _ in tagged)
+    rows = []
+    for (tag, _), part, config in zip(tagged, parts, configs, strict=True):
+        tag = tag or (Path(config).stem if config else "defaults")
+        for row in part["platform"]:
+            rows.append({**row, "method": f"{row['method']} [{tag}]"} if label_rows else row)
     setups = [setup for part in parts for setup in part["setups"]]
     unique_setups = [s for i, s in enumerate(setups) if s not in setups[:i]]
-    return {**first, "setups": unique_setups, "platform": [row for part in parts for row in part["platform"]]}
+    return {**first, "setups": unique_setups, "platform": rows}
 
 
 def _stop_embedded_cluster() -> None:
@@ -330,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not run the per-series selection (only the single candidates)")
     parser.add_argument("--executor", default=None,
                         help="override compute.executor (e.g. serial or dask); default: the config's")
-    parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
+    parser.add_argument("--combine", nargs="+", default=None, metavar="[TAG=]JSON",
                         help="print the merged tables of earlier accuracy.json files; runs nothing")
     args = parser.parse_args(argv)
 

@@ -62,12 +62,13 @@ def plugin_versions(settings: Settings) -> dict[str, str]:
 
 
 def make_run_id(as_of: pd.Timestamp, data_fingerprint: str, settings: Settings, series: Sequence[str] | None) -> str:
-    """Deterministic run id: the as-of date plus a hash of data, configuration and series subset."""
+    """Deterministic run id: the as-of date plus a hash of data, configuration, code versions and series subset."""
     content = json.dumps(
         {
             "data": data_fingerprint,
             "settings": _results_relevant_settings(settings),
             "plugins": plugin_versions(settings),
+            "versions": _package_versions(),
             "series": sorted(series) if series else None,
         },
         sort_keys=True,
