@@ -62,8 +62,10 @@ Usage (from the project root)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -213,12 +215,15 @@ def run_phase(spec: dict[str, Any], workdir: Path, label: str, env: dict[str, st
 
     cpu_before, busy_before = tree_cpu(), busy_core_seconds()
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--phase", str(spec_path)], env=env)
+    # its own process group, so that an interrupted benchmark takes the whole tree down with it
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--phase", str(spec_path)], env=env,
+                            start_new_session=True)
     try:
         with TreeSampler(proc.pid) as sampler:
             code = proc.wait()
     except BaseException:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
     process_wall = time.perf_counter() - started
@@ -685,6 +690,11 @@ def main(argv: list[str] | None = None) -> int:
         child_main(args.phase)
         return 0
     cores = os.cpu_count() or 1
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds through run_phase, which kills the measured tree
+
+    signal.signal(signal.SIGTERM, terminate)
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
