@@ -227,6 +227,17 @@ class OutputSettings(_Section):
     root: Path = Path("output")
 
 
+class ReportingSettings(_Section):
+    """The run report (HTML), ``forecasting explain`` and the Prometheus export."""
+
+    enabled: bool = Field(True, description="Write report.html and metrics.prom into the run folder after publish.")
+    max_fan_charts: int = Field(12, ge=0, le=100, description="Sample fan charts in the report (largest, worst, changed winner, fallbacks).")
+    history_periods: int = Field(104, ge=4, description="Periods of history drawn before the forecast in a fan chart.")
+    textfile_dir: Path | None = Field(
+        None, description="Also write the metrics to <dir>/forecasting.prom (a node exporter textfile collector directory)."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one run."""
 
@@ -248,6 +259,7 @@ class Settings(BaseSettings):
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    reporting: ReportingSettings = Field(default_factory=ReportingSettings)
 
     @classmethod
     def settings_customise_sources(

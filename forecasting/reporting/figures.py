@@ -1,0 +1,239 @@
+"""The figures of a run report, computed from the run's frames (pure functions, no I/O).
+
+Every number the report shows comes from here, so a test can check it against the
+ledger and leaderboard directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting.data.contract import STATUS_FALLBACK, STATUS_QUARANTINED, quantile_label
+
+BASELINE = "Naive"
+_RATIO_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """How many series share one reason, with a few of them as examples."""
+
+    reason: str
+    n_series: int
+    examples: list[str]
+
+
+@dataclass(frozen=True)
+class ModelCount:
+    """A model: how often it won the backtest and how often its forecast was published."""
+
+    model: str
+    winner: int
+    published: int
+
+
+@dataclass(frozen=True)
+class LossComparison:
+    """Per-series winner loss against a reference (the naive baseline or the previous run)."""
+
+    reference: str
+    series_compared: int
+    mean_loss: float
+    reference_mean_loss: float
+    share_better: float
+    ratio_quantiles: dict[str, float]
+    ratios: np.ndarray = field(repr=False)
+    winner_changed: int | None = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Empirical coverage of the outer quantile interval by the backtest winners."""
+
+    lower: str
+    upper: str
+    nominal: float
+    series: int
+    mean: float
+    share_within_10pp: float
+    per_series: np.ndarray = field(repr=False)
+    by_horizon: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunFigures:
+    """Everything the run report shows, as numbers."""
+
+    run_id: str
+    as_of: str
+    n_series: int
+    counts: dict[str, int]
+    quarantine_reasons: list[ReasonCount]
+    fallback_reasons: list[ReasonCount]
+    models: list[ModelCount]
+    vs_naive: LossComparison | None
+    vs_previous: LossComparison | None
+    previous_run_id: str | None
+    coverage: Coverage | None
+    timings_seconds: dict[str, float]
+
+
+def reason_counts(ledger: pd.DataFrame, status: str) -> list[ReasonCount]:
+    """Series of one status grouped by reason, most frequent first."""
+    rows = ledger[ledger["status"] == status]
+    if rows.empty:
+        return []
+    reasons = rows["reason"].fillna("").replace("", "(none)")
+    out = []
+    for reason, group in rows.groupby(reasons, sort=False):
+        ids = sorted(group["unique_id"].astype(str))
+        out.append(ReasonCount(str(reason), len(ids), ids[:_EXAMPLES]))
+    return sorted(out, key=lambda r: (-r.n_series, r.reason))
+
+
+def model_counts(ledger: pd.DataFrame) -> list[ModelCount]:
+    """Backtest winners and published models per model, most published first."""
+    winners = ledger.get("winner", pd.Series(dtype=object)).fillna("")
+    published = ledger.get("model", pd.Series(dtype=object)).fillna("")
+    won = winners[winners != ""].value_counts()
+    used = published[published != ""].value_counts()
+    names = sorted(set(won.index) | set(used.index))
+    rows = [ModelCount(str(n), int(won.get(n, 0)), int(used.get(n, 0))) for n in names]
+    return sorted(rows, key=lambda r: (-r.published, -r.winner, r.model))
+
+
+def winner_losses(leaderboard: pd.DataFrame) -> pd.Series:
+    """Each series' backtest winner's mean scaled quantile loss."""
+    return leaderboard[leaderboard["is_winner"]].set_index("unique_id")["scaled_quantile_loss"]
+
+
+def _comparison(
+    current: pd.Series, reference: pd.Series, label: str, winner_changed: int | None = None
+) -> LossComparison | None:
+    common = current.index.intersection(reference.index)
+    if not len(common):
+        return None
+    now, ref = current[common].to_numpy(float), reference[common].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(ref > 0, now / ref, np.where(now > 0, np.inf, 1.0))
+    finite = ratios[np.isfinite(ratios)]
+    quantiles = {f"p{round(q * 100)}": float(np.quantile(finite, q)) for q in _RATIO_QUANTILES} if finite.size else {}
+    return LossComparison(
+        reference=label,
+        series_compared=int(len(common)),
+        mean_loss=float(now.mean()),
+        reference_mean_loss=float(ref.mean()),
+        share_better=float(np.mean(now < ref)),
+        ratio_quantiles=quantiles,
+        ratios=ratios,
+        winner_changed=winner_changed,
+    )
+
+
+def compare_with_naive(leaderboard: pd.DataFrame) -> LossComparison | None:
+    """Winner loss against the naive baseline's, on the series where both were backtested."""
+    naive = leaderboard[leaderboard["candidate"] == BASELINE].set_index("unique_id")["scaled_quantile_loss"]
+    return _comparison(winner_losses(leaderboard), naive, f"{BASELINE} baseline")
+
+
+def changed_winners(ledger: pd.DataFrame, previous_ledger: pd.DataFrame) -> pd.Index:
+    """Series whose backtest winner differs from the previous run's (both non-empty)."""
+    now = ledger.set_index("unique_id")["winner"].fillna("")
+    before = previous_ledger.set_index("unique_id")["winner"].fillna("")
+    common = now.index.intersection(before.index)
+    now, before = now[common], before[common]
+    return common[(now != before) & (now != "") & (before != "")]
+
+
+def compare_with_previous(
+    leaderboard: pd.DataFrame, ledger: pd.DataFrame, previous_leaderboard: pd.DataFrame, previous_ledger: pd.DataFrame,
+    previous_run_id: str,
+) -> LossComparison | None:
+    """Winner loss against the previous run's winner loss, on the series both runs backtested."""
+    changed = len(changed_winners(ledger, previous_ledger))
+    return _comparison(winner_losses(leaderboard), winner_losses(previous_leaderboard), f"previous run {previous_run_id}", changed)
+
+
+def coverage(leaderboard: pd.DataFrame, backtest: pd.DataFrame | None, quantiles: Sequence[float]) -> Coverage | None:
+    """Coverage of [lowest, highest] quantile by each series' backtest winner; by horizon from the backtest rows."""
+    levels = sorted(quantiles)
+    if len(levels) < 2:
+        return None
+    winners = leaderboard[leaderboard["is_winner"]]
+    per_series = winners["coverage"].to_numpy(float)
+    per_series = per_series[np.isfinite(per_series)]
+    if not per_series.size:
+        return None
+    nominal = levels[-1] - levels[0]
+    lower, upper = quantile_label(levels[0]), quantile_label(levels[-1])
+    by_horizon: dict[int, float] = {}
+    if backtest is not None and not backtest.empty:
+        rows = backtest.merge(winners[["unique_id", "candidate"]], on=["unique_id", "candidate"])
+        if not rows.empty:
+            horizon = rows.groupby(["unique_id", "cutoff"])["ds"].rank(method="first").astype("int64")
+            inside = (rows["y"] >= rows[lower]) & (rows["y"] <= rows[upper])
+            by_horizon = {int(h): float(v) for h, v in inside.groupby(horizon).mean().items()}
+    return Coverage(
+        lower=lower,
+        upper=upper,
+        nominal=float(nominal),
+        series=int(per_series.size),
+        mean=float(per_series.mean()),
+        share_within_10pp=float(np.mean(np.abs(per_series - nominal) <= 0.1 + 1e-9)),
+        per_series=per_series,
+        by_horizon=by_horizon,
+    )
+
+
+def collect_figures(
+    run_id: str,
+    as_of: str,
+    ledger: pd.DataFrame,
+    leaderboard: pd.DataFrame,
+    quantiles: Sequence[float],
+    backtest: pd.DataFrame | None = None,
+    timings: Mapping[str, float] | None = None,
+    previous: tuple[str, pd.DataFrame, pd.DataFrame] | None = None,
+) -> RunFigures:
+    """The report's figures. ``previous``: (run id, ledger, leaderboard) of the run to compare with."""
+    counts = {str(k): int(v) for k, v in ledger["status"].value_counts().sort_index().items()}
+    vs_previous = None
+    if previous is not None:
+        previous_id, previous_ledger, previous_board = previous
+        vs_previous = compare_with_previous(leaderboard, ledger, previous_board, previous_ledger, previous_id)
+    return RunFigures(
+        run_id=run_id,
+        as_of=as_of,
+        n_series=int(len(ledger)),
+        counts=counts,
+        quarantine_reasons=reason_counts(ledger, STATUS_QUARANTINED),
+        fallback_reasons=reason_counts(ledger, STATUS_FALLBACK),
+        models=model_counts(ledger),
+        vs_naive=compare_with_naive(leaderboard) if not leaderboard.empty else None,
+        vs_previous=vs_previous,
+        previous_run_id=previous[0] if previous else None,
+        coverage=coverage(leaderboard, backtest, quantiles) if not leaderboard.empty else None,
+        timings_seconds=dict(timings or {}),
+    )
+
+
+def figures_summary(figures: RunFigures) -> dict[str, Any]:
+    """The headline figures as JSON-able data (for the run summary and tests)."""
+    out: dict[str, Any] = {"counts": figures.counts, "n_series": figures.n_series}
+    for name, comparison in (("vs_naive", figures.vs_naive), ("vs_previous", figures.vs_previous)):
+        if comparison is not None:
+            out[name] = {
+                "series_compared": comparison.series_compared,
+                "mean_loss": comparison.mean_loss,
+                "reference_mean_loss": comparison.reference_mean_loss,
+                "share_better": comparison.share_better,
+            }
+    if figures.coverage is not None:
+        out["coverage"] = {"nominal": figures.coverage.nominal, "mean": figures.coverage.mean}
+    return out
