@@ -1,4 +1,4 @@
-"""Command line: ``forecasting run``, ``validate``, ``demo-data``, ``plugins list|check``.
+"""Command line: ``forecasting run``, ``validate``, ``explain``, ``demo-data``, ``plugins list|check``.
 
 With ``--json`` the last line of stdout is one JSON object (also on failure, with
 an ``error`` key); progress and logs go to stderr. Exit codes: 0 success,
@@ -96,6 +96,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(validate)
     validate.set_defaults(handler=_validate)
 
+    explain = commands.add_parser("explain", help="why a series got its forecast: leaderboard, winner's margin, backtest chart")
+    explain.add_argument("series_id", metavar="SERIES_ID", help="the series to explain")
+    explain.add_argument("--output", type=Path, required=True, help="directory to write the explanation (HTML or PNG) into")
+    explain.add_argument("--run", dest="run_id", help="run id (default: the newest finished run under the output root)")
+    explain.add_argument("--output-root", type=Path, help="output root holding runs/ (default: output.root of the settings)")
+    explain.add_argument("--format", choices=["html", "png"], default="html", help="html (leaderboard, verdict, charts) or png (the backtest chart)")
+    explain.add_argument("--config", type=Path, help="YAML settings file (for output.root)")
+    explain.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line of stdout")
+    explain.add_argument("-v", "--verbose", action="store_true")
+    explain.set_defaults(handler=_explain)
+
     demo = commands.add_parser("demo-data", help="write the deterministic demo panel to a file")
     demo.add_argument("path", type=Path, help="output file (.parquet or .csv)")
     demo.add_argument("--n-series", type=int, default=300)
@@ -142,6 +153,14 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
     from forecasting.orchestration.checks import validate_only
 
     return validate_only(_settings(args))
+
+
+def _explain(args: argparse.Namespace) -> dict[str, Any]:
+    from forecasting.config import load_settings
+    from forecasting.orchestration.reporting import explain
+
+    root = args.output_root or load_settings(args.config).output.root
+    return explain(args.series_id, args.output, root, args.run_id, args.format)
 
 
 def _demo_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,6 +242,8 @@ def format_summary(command: str, result: dict[str, Any]) -> str:
     """A short human-readable summary of a command's result."""
     if command == "plugins":
         return _format_plugins(result)
+    if command == "explain":
+        return "\n".join([f"{result['series']} in run {result['run_id']}: {result['status']}", *result["verdict"], result["path"]])
     if command != "run":
         return json.dumps(result, indent=2, default=str)
     lines = [f"run {result['run_id']} (as of {result['as_of'][:10]})"]
@@ -247,6 +268,9 @@ def format_summary(command: str, result: dict[str, Any]) -> str:
     timings = result.get("timings_seconds", {})
     if timings:
         lines.append("wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    if result.get("report"):
+        lines.append(f"metrics:     {result['metrics']}")
+        lines.append(f"report:      {result['report']}")
     return "\n".join(lines)
 
 

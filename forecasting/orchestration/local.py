@@ -1,4 +1,4 @@
-"""Run the whole weekly job from one process: prepare, every shard, finalize, publish."""
+"""Run the whole weekly job from one process: prepare, every shard, finalize, publish, report."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tqdm import tqdm
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
+from forecasting.orchestration.reporting import record_stage_time, write_report
 from forecasting.orchestration.run_folder import RunFolder
 from forecasting.orchestration.shards import finished_series
 
@@ -25,6 +26,7 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     prepared = prepare_run(settings, series)
     run_dir, shards = prepared["run_dir"], prepared["shards"]
     timings["prepare"] = time.perf_counter() - started
+    record_stage_time(run_dir, "prepare", timings["prepare"])
 
     n_series = len(pd.read_parquet(RunFolder(Path(run_dir)).input("lifecycle"), columns=["unique_id"]))
     started = time.perf_counter()
@@ -32,13 +34,21 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
         bar.update(sum(finished_series(run_dir, shard) for shard in shards))
         run_shards(settings, run_dir, shards, on_series_done=bar.update)
     timings["train"] = time.perf_counter() - started
+    record_stage_time(run_dir, "train", timings["train"])
 
     started = time.perf_counter()
     summary = finalize(run_dir)
     timings["finalize"] = time.perf_counter() - started
+    record_stage_time(run_dir, "finalize", timings["finalize"])
     started = time.perf_counter()
     summary.update(publish(run_dir))
     timings["publish"] = time.perf_counter() - started
+    record_stage_time(run_dir, "publish", timings["publish"])
     summary["run_dir"] = run_dir
+    if settings.reporting.enabled:
+        started = time.perf_counter()
+        reported = write_report(run_dir)
+        timings["report"] = time.perf_counter() - started
+        summary.update({k: v for k, v in reported.items() if k != "report_figures"})
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return summary

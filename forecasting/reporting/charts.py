@@ -24,9 +24,16 @@ def _pyplot():
     return plt
 
 
+def matplotlib_dates():
+    import matplotlib.dates
+
+    return matplotlib.dates
+
+
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    # Fixed margins, not bbox_inches="tight": that draws every figure twice.
+    figure.savefig(buffer, format="png", dpi=80)
     _pyplot().close(figure)
     return buffer.getvalue()
 
@@ -76,7 +83,10 @@ def fan_chart(
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", frameon=False, ncol=4)
-    figure.autofmt_xdate()
+    locator = matplotlib_dates().AutoDateLocator(maxticks=6)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(matplotlib_dates().ConciseDateFormatter(locator))
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.12)
     return _png(figure)
 
 
@@ -99,6 +109,7 @@ def histogram(
     axes.set_ylabel("series", fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
+    figure.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.18)
     return _png(figure)
 
 
@@ -106,7 +117,8 @@ def bar_chart(values: Mapping[str, float], title: str, xlabel: str, reference: f
     """Horizontal bars, one per key, in the given order (top to bottom)."""
     plt = _pyplot()
     labels = list(values)
-    figure, axes = plt.subplots(figsize=(5.0, 0.3 * len(labels) + 0.9))
+    height = 0.3 * len(labels) + 0.9
+    figure, axes = plt.subplots(figsize=(5.0, height))
     axes.barh(labels[::-1], [values[k] for k in labels[::-1]], color=_LINE, alpha=0.8)
     if reference is not None:
         axes.axvline(reference, color=_ACTUAL, linestyle="--", linewidth=1)
@@ -114,6 +126,7 @@ def bar_chart(values: Mapping[str, float], title: str, xlabel: str, reference: f
     axes.set_xlabel(xlabel, fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3, axis="x")
+    figure.subplots_adjust(left=0.3, right=0.97, top=1 - 0.3 / height, bottom=0.45 / height)
     return _png(figure)
 
 
@@ -132,6 +145,7 @@ def line_chart(values: Mapping[int, float], title: str, xlabel: str, ylabel: str
     axes.set_ylabel(ylabel, fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
+    figure.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.18)
     return _png(figure)
 
 
