@@ -83,7 +83,7 @@ def fan_chart(
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", frameon=False, ncol=4)
-    locator = matplotlib_dates().AutoDateLocator(maxticks=6)
+    locator = matplotlib_dates().AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(matplotlib_dates().ConciseDateFormatter(locator))
     figure.subplots_adjust(left=0.08, right=0.98, top=0.88, bottom=0.12)
