@@ -25,6 +25,7 @@ from forecasting.reporting.sampling import choose_samples
 
 REPORT, METRICS, TIMINGS = "report.html", "metrics.prom", "timings.json"
 TEXTFILE_NAME = "forecasting.prom"
+STAGES = ("prepare", "train", "finalize", "publish")
 
 
 def record_stage_time(run_dir: str | Path, stage: str, seconds: float) -> None:
@@ -37,8 +38,11 @@ def record_stage_time(run_dir: str | Path, stage: str, seconds: float) -> None:
 
 
 def _timings(folder: RunFolder) -> dict[str, float]:
+    """Recorded stage times in run order (timings.json itself is written with sorted keys)."""
     path = folder.path / TIMINGS
-    return {str(k): float(v) for k, v in folder.read_json(path).items()} if path.exists() else {}
+    timings = {str(k): float(v) for k, v in folder.read_json(path).items()} if path.exists() else {}
+    order = {stage: i for i, stage in enumerate(STAGES)}
+    return dict(sorted(timings.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
 
 
 def _finished(path: Path) -> bool:

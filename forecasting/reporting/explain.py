@@ -78,7 +78,7 @@ class SeriesExplanation:
             return [f"{self.unique_id} has ended ({detail or reason}): no forecast is published for it."]
         lines = []
         if status == STATUS_NEW:
-            lines.append(f"{self.unique_id} has too short a history to backtest ({self.ledger.get('n_obs')} observations): "
+            lines.append(f"{self.unique_id} has too short a history to backtest ({int(self.ledger.get('n_obs') or 0)} observations): "
                          f"it is forecast by {self.model} without a competition.")
         margin = self.margin()
         if margin is not None:
