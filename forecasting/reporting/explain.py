@@ -24,6 +24,7 @@ from forecasting.reporting import charts
 from forecasting.reporting.report import forecast_band, template_environment
 
 TOP_CANDIDATES = 3
+BACKTEST_CONTEXT = 52  # periods of history drawn before the first backtest window
 # Ledger columns a switching-margin rule may record; shown when present.
 SWITCHING_COLUMNS = ("previous_winner", "switching_margin", "kept_previous", "switch_reason")
 
@@ -124,7 +125,7 @@ def backtest_chart(explanation: SeriesExplanation, quantiles: Sequence[float]) -
     if explanation.backtest.empty:
         return None
     first = explanation.backtest["ds"].min()
-    history = explanation.history[explanation.history["ds"] < first]
+    history = explanation.history[explanation.history["ds"] < first].tail(BACKTEST_CONTEXT)
     actuals = explanation.backtest.drop_duplicates("ds")[["ds", "y"]]
     levels = sorted(quantiles)
     title = (f"{explanation.unique_id}: backtest of the top candidates, p50 and "

@@ -103,6 +103,9 @@ def test_run_json_contract(tmp_path: Path):
     # the human-readable form of the same result
     text = format_summary("run", summary)
     assert summary["run_id"] in text and summary["forecasts"] in text
+    # the run report and its Prometheus file, in the run folder, last in the human-readable form
+    assert Path(summary["report"]).parent == Path(summary["run_dir"]) and Path(summary["metrics"]).is_file()
+    assert text.splitlines()[-1] == f"report:      {summary['report']}"
 
 
 @pytest.mark.slow

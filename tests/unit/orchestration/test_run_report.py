@@ -29,14 +29,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     return root, Path(earlier["run_dir"]), Path(later["run_dir"])
 
 
+@pytest.fixture(scope="module")
+def reported(runs) -> dict:
+    """The later run's report and metrics, with two figures of the retraining loop."""
+    return write_report(runs[2], monitoring={"drift_flagged_series": 3, "live_coverage": 0.71})
+
+
 def _text(path: Path) -> str:
     """The report's visible text, tags dropped and whitespace collapsed."""
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", path.read_text())))
 
 
-def test_report_shows_the_ledger_and_leaderboard_numbers(runs):
+def test_report_shows_the_ledger_and_leaderboard_numbers(runs, reported):
     _, earlier, later = runs
-    result = write_report(later)
+    result = reported
     assert result["previous_run"] == earlier.name
     ledger = pd.read_parquet(later / "ledger.parquet")
     board = pd.read_parquet(later / "leaderboard.parquet")
@@ -65,9 +71,9 @@ def test_report_shows_the_ledger_and_leaderboard_numbers(runs):
     assert summary["report"] == str(later / REPORT)
 
 
-def test_metrics_file_parses_and_matches_the_ledger(runs):
+def test_metrics_file_parses_and_matches_the_ledger(runs, reported):
     _, _, later = runs
-    result = write_report(later, monitoring={"drift_flagged_series": 3, "live_coverage": 0.71})
+    result = reported
     families = parse(Path(result["metrics"]).read_text())
     ledger = pd.read_parquet(later / "ledger.parquet")
     by_status = {labels["status"]: value for labels, value in families["forecasting_run_series"]["samples"]}
