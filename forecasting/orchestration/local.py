@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.reporting import record_stage_time, write_report
 from forecasting.orchestration.run_folder import RunFolder
 from forecasting.orchestration.shards import finished_series
+
+logger = logging.getLogger(__name__)
 
 
 def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
@@ -47,8 +50,13 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     summary["run_dir"] = run_dir
     if settings.reporting.enabled:
         started = time.perf_counter()
-        reported = write_report(run_dir)
+        try:
+            reported = write_report(run_dir)
+        except Exception as exc:  # the forecasts are published: a broken report must not fail the run
+            logger.exception("run %s: the report failed", summary["run_id"])
+            summary["report_error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            summary.update({k: v for k, v in reported.items() if k != "report_figures"})
         timings["report"] = time.perf_counter() - started
-        summary.update({k: v for k, v in reported.items() if k != "report_figures"})
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return summary
