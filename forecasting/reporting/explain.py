@@ -55,11 +55,13 @@ class SeriesExplanation:
         return str(self.ledger.get("model") or "")
 
     def margin(self) -> dict[str, float | str] | None:
-        """The winner's lead over the runner-up: absolute and relative loss difference."""
+        """The winner's lead over the best other candidate: absolute and relative loss difference
+        (negative when a rule such as a switching margin kept a winner that was not the best)."""
         board = self.leaderboard.sort_values("rank")
-        if len(board) < 2 or not self.winner:
+        won = board[board["is_winner"].astype(bool)] if "is_winner" in board else board.iloc[0:0]
+        if len(board) < 2 or won.empty:
             return None
-        best, second = board.iloc[0], board.iloc[1]
+        best, second = won.iloc[0], board[~board["is_winner"].astype(bool)].iloc[0]
         lead = float(second["scaled_quantile_loss"] - best["scaled_quantile_loss"])
         relative = lead / float(second["scaled_quantile_loss"]) if second["scaled_quantile_loss"] else float("nan")
         return {"winner": str(best["candidate"]), "runner_up": str(second["candidate"]),
@@ -82,7 +84,12 @@ class SeriesExplanation:
             lines.append(f"{self.unique_id} has too short a history to backtest ({int(self.ledger.get('n_obs') or 0)} observations): "
                          f"it is forecast by {self.model} without a competition.")
         margin = self.margin()
-        if margin is not None:
+        if margin is not None and margin["margin"] < 0:
+            lines.append(
+                f"{margin['winner']} was kept as the winner (mean scaled quantile loss {margin['winner_loss']:.4f}) although "
+                f"{margin['runner_up']} scored {-margin['margin']:.4f} ({-margin['relative_margin']:.1%}) lower."
+            )
+        elif margin is not None:
             lines.append(
                 f"{margin['winner']} won the backtest with mean scaled quantile loss {margin['winner_loss']:.4f}, "
                 f"{margin['margin']:.4f} ({margin['relative_margin']:.1%}) below the runner-up {margin['runner_up']} "
