@@ -257,7 +257,7 @@ class DatabaseSettings(_Section):
 class MonitoringSettings(_Section):
     """Live accuracy of published forecasts and when it triggers a retrain."""
 
-    tolerance: float = Field(3.0, gt=1.0, description="Degraded: live loss above tolerance x backtest loss.")
+    tolerance: float = Field(5.0, gt=1.0, description="Degraded: live loss above tolerance x backtest loss.")
     min_scale_loss: float = Field(0.1, ge=0.0, description="Floor of the backtest loss the ratio is taken against.")
     consecutive: int = Field(2, ge=1, description="Degraded in this many consecutive evaluations = retrain.")
     min_weeks: int = Field(1, ge=1, description="Actuals a series needs before it is judged.")

@@ -16,7 +16,7 @@ import pandas as pd
 from forecasting.config import Settings, load_settings
 from forecasting.data.database import database_engine
 from forecasting.data.source import read_file_snapshot, read_query_snapshot
-from forecasting.orchestration.failed_shards import fallback_results, failed_shards
+from forecasting.orchestration.failed_shards import failed_shards, fallback_results
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.run_folder import load_run
 from forecasting.orchestration.shards import read_shard_results, train_shard
