@@ -1,4 +1,4 @@
-"""weekly_forecast: prepare -> train_shard (one mapped task per shard) -> finalize -> publish.
+"""weekly_forecast: prepare -> train_shard (one mapped task per shard) -> finalize -> publish -> retention.
 
 Each task is one call into forecasting.orchestration; XCom carries ids and paths only.
 Params: as_of (default: the logical date, or when an asset-triggered run was due),
@@ -85,11 +85,17 @@ def weekly_forecast():
 
         return publish_run(finalized["run_dir"])
 
+    @task(execution_timeout=timedelta(minutes=15))
+    def retention(published: dict, finalized: dict) -> dict:
+        from forecasting.orchestration.retention import retention_task
+
+        return retention_task(finalized["run_dir"])
+
     prepared = prepare()
     trained = train_shard.expand_kwargs(shard_args(prepared))
     finalized = finalize(prepared)
     trained >> finalized
-    publish(finalized)
+    retention(publish(finalized), finalized)
 
 
 weekly_forecast()
