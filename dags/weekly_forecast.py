@@ -58,8 +58,8 @@ def weekly_forecast():
     def prepare(params: dict) -> dict:
         from forecasting.orchestration.tasks import prepare as prepare_run
 
-        as_of = as_of_from_context(get_current_context(), params.get("as_of"))
-        return prepare_run(params.get("config"), as_of, params.get("series"))
+        scheduled = as_of_from_context(get_current_context(), None)
+        return prepare_run(params.get("config"), params.get("as_of"), params.get("series"), scheduled)
 
     @task
     def shard_args(prepared: dict) -> list[dict]:

@@ -53,8 +53,22 @@ def with_snapshot(settings: Settings) -> Settings:
     return updated
 
 
-def prepare(config: str | None, as_of: str | None, series: Sequence[str] | None = None) -> dict[str, Any]:
-    """Read the snapshot, validate and shard it: ``{run_id, run_dir, shards}``."""
+def dated_source(config: str | None) -> bool:
+    """Whether the configured input has a snapshot per as-of date (a template or a query)."""
+    source = run_settings(config).source
+    return bool(source.path_template or source.query)
+
+
+def prepare(
+    config: str | None, as_of: str | None, series: Sequence[str] | None = None, scheduled: str | None = None
+) -> dict[str, Any]:
+    """Read the snapshot, validate and shard it: ``{run_id, run_dir, shards}``.
+
+    ``as_of`` given wins; otherwise ``scheduled`` (the run's logical date) is the as-of date of
+    a dated source, while a fixed file (or the demo panel) forecasts from its own last date.
+    """
+    if not as_of and scheduled and dated_source(config):
+        as_of = scheduled
     settings = with_snapshot(run_settings(config, as_of))
     return prepare_run(settings, list(series) if series else None)
 
