@@ -53,7 +53,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> dict:
 
 def _bag():
     from airflow.dag_processing.dagbag import DagBag
-
     from conftest import DAGS
 
     bag = DagBag(dag_folder=str(DAGS))

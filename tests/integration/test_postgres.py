@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from postgres import temporary_database
 
-from forecasting.data.demo import generate_demo_panel
 from forecasting.data.database import engine_for
+from forecasting.data.demo import generate_demo_panel
 from forecasting.monitoring import store
 from forecasting.orchestration import tasks
 from forecasting.orchestration.monitor import evaluate_retraining
