@@ -51,7 +51,12 @@ def load_input(settings: Settings) -> tuple[pd.DataFrame, str]:
 def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
     """Settings that change the rows a run produces (not where they go or how they are computed)."""
     return settings.model_dump(
-        mode="json", exclude={"output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"}}
+        mode="json",
+        exclude={
+            "output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"},
+            # where the input and outputs live and what happens after publishing
+            "source": True, "database": True, "monitoring": True, "retention": True,
+        },
     )
 
 

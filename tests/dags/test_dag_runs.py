@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from airflow_env import DAGS
 
 from forecasting.data.demo import generate_demo_panel
 
@@ -53,7 +54,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> dict:
 
 def _bag():
     from airflow.dag_processing.dagbag import DagBag
-    from conftest import DAGS
 
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import AIRFLOW_ENV, DAGS
+from airflow_env import AIRFLOW_ENV, DAGS
 
 PARSE_BUDGET_SECONDS = 2.0
 HEAVY = ["pandas", "statsforecast", "lightgbm", "mlflow", "mlforecast", "forecasting"]
