@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from forecasting.config import load_settings
 from forecasting.data.io import DataReadError
 from forecasting.orchestration.retention import apply_retention
-from forecasting.orchestration.tasks import dated_source, run_settings, with_snapshot
+from forecasting.orchestration.tasks import dated_source, prepare, run_settings, with_snapshot
 
 
 def _panel(ids: list[str], end: str) -> pd.DataFrame:
@@ -91,3 +91,17 @@ def test_retention_deletes_old_runs_and_snapshots_but_keeps_published_ones(tmp_p
     assert pruned == [["old"]]
     keep_all = load_settings(overrides={"output": {"root": str(root)}, "retention": {"keep_weeks": None}})
     assert apply_retention(keep_all, pd.Timestamp("2030-01-01")) == {"deleted_runs": [], "deleted_snapshots": []}
+
+
+def test_the_scheduled_date_is_the_as_of_of_a_dated_source_only(tmp_path: Path) -> None:
+    for end in ("2025-03-02", "2025-03-09"):
+        _panel(["a", "b"], end).to_csv(tmp_path / f"{end}.csv", index=False)
+    dated = _config(tmp_path, f"  path_template: '{tmp_path}/{{as_of:%Y-%m-%d}}.csv'\n")
+    assert prepare(dated, None, scheduled="2025-03-02")["run_id"].startswith("20250302-")
+    assert prepare(dated, "2025-03-09", scheduled="2025-03-02")["run_id"].startswith("20250309-")
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(f"output:\n  root: {tmp_path / 'out'}\ndata: {{path: {tmp_path / '2025-03-02.csv'}, "
+                     "id_col: item, time_col: week, target_col: units}\n")
+    assert not dated_source(str(fixed))
+    # A fixed file has no snapshot per date: it forecasts from its own last date.
+    assert prepare(str(fixed), None, scheduled="2030-01-06")["run_id"].startswith("20250302-")
