@@ -46,6 +46,24 @@ def as_of_from_context(context: dict, given: str | None) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
+def database_from_connection() -> None:
+    """FORECASTING_DATABASE_URL from the Airflow connection ``forecasting_db`` when the environment has none."""
+    if os.environ.get("FORECASTING_DATABASE_URL"):
+        return
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(os.environ.get("FORECASTING_DATABASE_CONN_ID", "forecasting_db"))
+    except AirflowNotFoundException:
+        return
+    import sqlalchemy as sa
+
+    driver = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}.get(conn.conn_type, conn.conn_type)
+    url = sa.URL.create(driver, conn.login, conn.password, conn.host, conn.port, conn.schema)
+    os.environ["FORECASTING_DATABASE_URL"] = url.render_as_string(hide_password=False)
+
+
 @dag(
     dag_id="retrain_trigger",
     schedule=AssetOrTimeSchedule(
@@ -66,6 +84,7 @@ def as_of_from_context(context: dict, given: str | None) -> str:
 def retrain_trigger():
     @task(multiple_outputs=True, execution_timeout=timedelta(minutes=30))
     def evaluate(params: dict) -> dict:
+        database_from_connection()
         from forecasting.orchestration.monitor import evaluate_retraining
 
         as_of = as_of_from_context(get_current_context(), params.get("as_of"))

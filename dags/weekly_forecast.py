@@ -38,6 +38,24 @@ def as_of_from_context(context: dict, given: str | None) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
+def database_from_connection() -> None:
+    """FORECASTING_DATABASE_URL from the Airflow connection ``forecasting_db`` when the environment has none."""
+    if os.environ.get("FORECASTING_DATABASE_URL"):
+        return
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(os.environ.get("FORECASTING_DATABASE_CONN_ID", "forecasting_db"))
+    except AirflowNotFoundException:
+        return
+    import sqlalchemy as sa
+
+    driver = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}.get(conn.conn_type, conn.conn_type)
+    url = sa.URL.create(driver, conn.login, conn.password, conn.host, conn.port, conn.schema)
+    os.environ["FORECASTING_DATABASE_URL"] = url.render_as_string(hide_password=False)
+
+
 @dag(
     dag_id="weekly_forecast",
     schedule=os.environ.get("FORECASTING_WEEKLY_SCHEDULE", "0 6 * * 1"),
@@ -81,6 +99,7 @@ def weekly_forecast():
 
     @task(execution_timeout=timedelta(minutes=15), outlets=[FORECAST_TABLE])
     def publish(finalized: dict) -> dict:
+        database_from_connection()
         from forecasting.orchestration.tasks import publish_run
 
         return publish_run(finalized["run_dir"])

@@ -42,15 +42,20 @@ def test_weekly_forecast_with_a_postgres_metadata_db(postgres_url: str, tmp_path
         (PROJECT_ROOT / "config" / "test.yaml").read_text().replace("n_series: 40", "n_series: 12")
         + f"output:\n  root: {tmp_path / 'output'}\n"
     )
+    url = sa.make_url(postgres_url)
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "FORECASTING_DATABASE_URL"},
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_url,
         # psycopg 3 serves the async engine too (Airflow would otherwise derive asyncpg).
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": postgres_url,
-        "FORECASTING_DATABASE_URL": postgres_url,  # the forecast table beside Airflow's tables
+        # The forecast table beside Airflow's tables, its URL from an Airflow connection.
+        "AIRFLOW_CONN_FORECASTING_DB": json.dumps(
+            {"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username,
+             "password": url.password, "schema": url.database}
+        ),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
