@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # worker, each plug-in child) would otherwise recompile the whole stack at import (about 4x slower).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean airflow airflow-stop
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
@@ -59,6 +59,12 @@ test: setup  ## run the test suite
 lint: setup  ## ruff and the layer contracts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+airflow: setup  ## Airflow (UI on 127.0.0.1:8080) with the DAGs, plus a local Dask scheduler and 2 workers
+	scripts/airflow_local.sh start
+
+airflow-stop:  ## stop everything `make airflow` started
+	scripts/airflow_local.sh stop
 
 clean:
 	rm -rf $(VENV) $(TOOLS) output .pytest_cache .ruff_cache

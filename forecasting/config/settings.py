@@ -236,6 +236,47 @@ class ReportingSettings(_Section):
     textfile_dir: Path | None = Field(
         None, description="Also write the metrics to <dir>/forecasting.prom (a node exporter textfile collector directory)."
     )
+class SourceSettings(_Section):
+    """Input of scheduled runs: a fixed snapshot per as-of date, from a file or a SQL query."""
+
+    path_template: str | None = Field(
+        None, description="File path or glob with {as_of} (a date, e.g. {as_of:%Y-%m-%d}); None = data.path."
+    )
+    query: str | None = Field(None, description="SQL query with an :as_of parameter; its rows are the history.")
+    url_env: str = Field("FORECASTING_SOURCE_URL", description="Environment variable holding the query's database URL.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceSettings:
+        if self.path_template and self.query:
+            raise ValueError("set either path_template or query, not both")
+        return self
+
+
+class DatabaseSettings(_Section):
+    """The SQL forecast table and the monitoring tables (one database)."""
+
+    enabled: bool = True
+    url_env: str = Field(
+        "FORECASTING_DATABASE_URL",
+        description="Environment variable holding the SQLAlchemy URL; unset = SQLite file <output.root>/forecasting.db.",
+    )
+    forecast_table: str = "forecasts"
+
+
+class MonitoringSettings(_Section):
+    """Live accuracy of published forecasts and when it triggers a retrain."""
+
+    tolerance: float = Field(5.0, gt=1.0, description="Degraded: live loss above tolerance x backtest loss.")
+    min_scale_loss: float = Field(0.1, ge=0.0, description="Floor of the backtest loss the ratio is taken against.")
+    consecutive: int = Field(2, ge=1, description="Degraded in this many consecutive evaluations = retrain.")
+    min_weeks: int = Field(1, ge=1, description="Actuals a series needs before it is judged.")
+    max_series_share: float = Field(0.5, gt=0.0, le=1.0, description="More degraded than this share: alert, no retrain.")
+
+
+class RetentionSettings(_Section):
+    """How long run folders and their checkpoints are kept."""
+
+    keep_weeks: int | None = Field(12, ge=1, description="Delete run folders older than this; None = keep all.")
 
 
 class Settings(BaseSettings):
@@ -260,6 +301,10 @@ class Settings(BaseSettings):
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     reporting: ReportingSettings = Field(default_factory=ReportingSettings)
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ from forecasting.models.catalog import installed_plugins
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
 from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
+from forecasting.training.batch import BatchResult
 from forecasting.training.isolation import isolation_summary
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,12 @@ def load_input(settings: Settings) -> tuple[pd.DataFrame, str]:
 def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
     """Settings that change the rows a run produces (not where they go or how they are computed)."""
     return settings.model_dump(
-        mode="json", exclude={"output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"}, "reporting": True}
+        mode="json",
+        exclude={
+            "output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"},
+            # where the input and outputs live and what happens after publishing
+            "source": True, "database": True, "monitoring": True, "retention": True, "reporting": True,
+        },
     )
 
 
@@ -175,10 +181,14 @@ def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def finalize(run_dir: str | Path) -> dict[str, Any]:
-    """Combine the shards into the run's ledger, leaderboard, scores and forecasts."""
+def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[str, Any]:
+    """Combine the shards into the run's ledger, leaderboard, scores and forecasts.
+
+    ``results``: the shards' combined results when the caller assembled them (for example
+    with fallbacks for failed shards); by default every shard's checkpoint is read.
+    """
     folder, manifest, settings = load_run(run_dir)
-    combined = read_shard_results(folder, manifest["shards"])
+    combined = results if results is not None else read_shard_results(folder, manifest["shards"])
     quarantine = pd.read_parquet(folder.input("quarantine"))
     ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)

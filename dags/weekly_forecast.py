@@ -1,0 +1,120 @@
+"""weekly_forecast: prepare -> train_shard (one mapped task per shard) -> finalize -> publish -> retention.
+
+Each task is one call into forecasting.orchestration; XCom carries ids and paths only.
+Params: as_of (default: the logical date, or when an asset-triggered run was due),
+series (a subset: its own run id, replacing only those series' rows), config (a YAML path).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.task.trigger_rule import TriggerRule
+
+FORECAST_TABLE = Asset("forecasting://forecast_table", group="forecasting")
+
+CONFIG = os.environ.get("FORECASTING_CONFIG") or None
+
+
+def default_args() -> dict:
+    """Retries with exponential backoff on every task (FORECASTING_AIRFLOW_RETRIES / _RETRY_DELAY_SECONDS)."""
+    return {
+        "owner": "forecasting",
+        "retries": int(os.environ.get("FORECASTING_AIRFLOW_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=float(os.environ.get("FORECASTING_AIRFLOW_RETRY_DELAY_SECONDS", "60"))),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(hours=1),
+    }
+
+
+def as_of_from_context(context: dict, given: str | None) -> str:
+    """The run's as-of date: the param, else the logical date, else when the run was due (asset-triggered)."""
+    if given:
+        return str(given)
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment.strftime("%Y-%m-%d")
+
+
+def database_from_connection() -> None:
+    """FORECASTING_DATABASE_URL from the Airflow connection ``forecasting_db`` when the environment has none."""
+    if os.environ.get("FORECASTING_DATABASE_URL"):
+        return
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(os.environ.get("FORECASTING_DATABASE_CONN_ID", "forecasting_db"))
+    except AirflowNotFoundException:
+        return
+    import sqlalchemy as sa
+
+    driver = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}.get(conn.conn_type, conn.conn_type)
+    url = sa.URL.create(driver, conn.login, conn.password, conn.host, conn.port, conn.schema)
+    os.environ["FORECASTING_DATABASE_URL"] = url.render_as_string(hide_password=False)
+
+
+@dag(
+    dag_id="weekly_forecast",
+    schedule=os.environ.get("FORECASTING_WEEKLY_SCHEDULE", "0 6 * * 1"),
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=2,
+    default_args=default_args(),
+    params={
+        "as_of": Param(None, type=["null", "string"], format="date", description="Forecast origin (YYYY-MM-DD)."),
+        "series": Param(None, type=["null", "array"], items={"type": "string"}, description="Subset of series ids."),
+        "config": Param(CONFIG, type=["null", "string"], description="Settings file (YAML)."),
+    },
+    tags=["forecasting"],
+    doc_md=__doc__,
+)
+def weekly_forecast():
+    @task(execution_timeout=timedelta(minutes=30))
+    def prepare(params: dict) -> dict:
+        from forecasting.orchestration.tasks import prepare as prepare_run
+
+        scheduled = as_of_from_context(get_current_context(), None)
+        return prepare_run(params.get("config"), params.get("as_of"), params.get("series"), scheduled)
+
+    @task
+    def shard_args(prepared: dict) -> list[dict]:
+        return [{"run_dir": prepared["run_dir"], "shard": shard} for shard in prepared["shards"]]
+
+    @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=8)
+    def train_shard(run_dir: str, shard: int) -> dict:
+        from forecasting.orchestration.tasks import train_shard_task
+
+        return train_shard_task(run_dir, shard)
+
+    # Runs when some shards failed after their retries: their series fall back and are reported.
+    @task(execution_timeout=timedelta(minutes=30), trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    def finalize(prepared: dict) -> dict:
+        from forecasting.orchestration.tasks import finalize_run
+
+        summary = finalize_run(prepared["run_dir"])
+        return {"run_dir": prepared["run_dir"], "run_id": summary["run_id"], "failed_shards": summary.get("failed_shards", [])}
+
+    @task(execution_timeout=timedelta(minutes=15), outlets=[FORECAST_TABLE])
+    def publish(finalized: dict) -> dict:
+        database_from_connection()
+        from forecasting.orchestration.tasks import publish_run
+
+        return publish_run(finalized["run_dir"])
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def retention(published: dict, finalized: dict) -> dict:
+        from forecasting.orchestration.retention import retention_task
+
+        return retention_task(finalized["run_dir"])
+
+    prepared = prepare()
+    trained = train_shard.expand_kwargs(shard_args(prepared))
+    finalized = finalize(prepared)
+    trained >> finalized
+    retention(publish(finalized), finalized)
+
+
+weekly_forecast()

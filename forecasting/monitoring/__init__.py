@@ -1,0 +1,1 @@
+"""Live accuracy of published forecasts against arrived actuals, and the retraining decision."""

@@ -1,0 +1,54 @@
+"""Shards that failed after their retries: their series get fallback forecasts and are reported."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from forecasting.config import CandidateSettings
+from forecasting.data.contract import STATUS_FALLBACK, STATUS_NEW, STATUS_OK
+from forecasting.orchestration.run_folder import load_run
+from forecasting.orchestration.shards import shard_is_done
+from forecasting.publishing.table import write_atomic
+from forecasting.training.batch import BatchResult, train_batch
+from forecasting.training.plan import TrainingPlan
+
+SHARD_FAILED = "shard_failed"
+
+
+def failed_shards(run_dir: str, shards: Sequence[int]) -> list[int]:
+    """Shards without a valid checkpoint (a corrupt one counts as failed)."""
+    failed = []
+    for shard in shards:
+        try:
+            done = shard_is_done(run_dir, shard)
+        except (OSError, ValueError):
+            done = False
+        if not done:
+            failed.append(int(shard))
+    return failed
+
+
+def fallback_results(run_dir: str, shard: int) -> BatchResult:
+    """Forecasts of a failed shard's series from the fallback models only (cheap, any history)."""
+    folder, _, settings = load_run(run_dir)
+    cheap = settings.model_copy(deep=True)
+    cheap.models.candidates = [CandidateSettings(name=name) for name in settings.models.fallback]
+    cheap.selection.ensemble_top_k = 0
+    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
+    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    ids = sorted(history["unique_id"].unique())
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
+    result = train_batch(history, lifecycle, TrainingPlan.from_settings(cheap), settings.forecast.freq)
+    published = result.ledger["status"].isin([STATUS_OK, STATUS_NEW, STATUS_FALLBACK])
+    detail = f"shard {shard} failed after its retries; forecast by the fallback models {settings.models.fallback}"
+    result.ledger.loc[published, "status"] = STATUS_FALLBACK
+    result.ledger.loc[published, "reason"] = SHARD_FAILED
+    result.ledger.loc[published, "detail"] = detail
+    if not result.forecasts.empty:
+        result.forecasts["status"] = STATUS_FALLBACK
+    out = folder.shard_dir(shard) / "fallback"
+    for name in ("forecasts", "ledger", "scores", "backtest"):
+        write_atomic(getattr(result, name), out / f"{name}.parquet")
+    return result

@@ -1,0 +1,119 @@
+"""The functions the Airflow tasks call: JSON-able ids and paths in, JSON-able summaries out.
+
+Each DAG task body is one call into this module, so the DAG files stay wiring only
+and every step runs (and is tested) without Airflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from forecasting.config import Settings, load_settings
+from forecasting.data.database import database_engine
+from forecasting.data.source import read_file_snapshot, read_query_snapshot
+from forecasting.orchestration.failed_shards import failed_shards, fallback_results
+from forecasting.orchestration.pipeline import finalize, prepare_run, publish
+from forecasting.orchestration.run_folder import load_run
+from forecasting.orchestration.shards import read_shard_results, train_shard
+from forecasting.publishing.sql import publish_sql
+from forecasting.publishing.table import write_atomic
+from forecasting.training.batch import BatchResult
+
+
+def run_settings(config: str | None, as_of: str | None = None) -> Settings:
+    """The settings of a run: the config file, the environment, and the run's as-of date."""
+    overrides = {"forecast": {"as_of": str(as_of)}} if as_of else {}
+    return load_settings(Path(config) if config else None, overrides)
+
+
+def with_snapshot(settings: Settings) -> Settings:
+    """Point ``data.path`` at the as-of date's snapshot when a source template or query is set."""
+    source, data = settings.source, settings.data
+    if not (source.path_template or source.query):
+        return settings
+    if not settings.forecast.as_of:
+        raise ValueError("source.path_template / source.query need an as_of date")
+    as_of = pd.Timestamp(settings.forecast.as_of)
+    if source.query:
+        frame = read_query_snapshot(source.query, source.url_env, as_of, data.id_col, data.time_col, data.target_col)
+    else:
+        frame = read_file_snapshot(source.path_template, as_of, data.id_col, data.time_col, data.target_col)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:12]
+    path = Path(settings.output.root).resolve() / "snapshots" / f"{as_of:%Y%m%d}-{digest}.parquet"
+    if not path.exists():
+        write_atomic(frame, path)
+    updated = settings.model_copy(deep=True)
+    updated.data.path = path
+    updated.data.id_col, updated.data.time_col, updated.data.target_col = "unique_id", "ds", "y"
+    return updated
+
+
+def dated_source(config: str | None) -> bool:
+    """Whether the configured input has a snapshot per as-of date (a template or a query)."""
+    source = run_settings(config).source
+    return bool(source.path_template or source.query)
+
+
+def prepare(
+    config: str | None, as_of: str | None, series: Sequence[str] | None = None, scheduled: str | None = None
+) -> dict[str, Any]:
+    """Read the snapshot, validate and shard it: ``{run_id, run_dir, shards}``.
+
+    ``as_of`` given wins; otherwise ``scheduled`` (the run's logical date) is the as-of date of
+    a dated source, while a fixed file (or the demo panel) forecasts from its own last date.
+    """
+    if not as_of and scheduled and dated_source(config):
+        as_of = scheduled
+    settings = with_snapshot(run_settings(config, as_of))
+    return prepare_run(settings, list(series) if series else None)
+
+
+def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
+    """Train one shard: its batches on the configured Dask cluster (or the embedded one), or serially."""
+    _, _, settings = load_run(run_dir)
+    if settings.compute.executor == "serial":
+        return train_shard(run_dir, shard)
+    from forecasting.orchestration.executors import dask_client, run_batches_dask
+
+    with dask_client(settings) as client:
+        return train_shard(run_dir, shard, run_batches=lambda tasks: run_batches_dask(client, tasks))
+
+
+def finalize_run(run_dir: str) -> dict[str, Any]:
+    """Combine the shards; the series of shards that failed after their retries fall back."""
+    folder, manifest, settings = load_run(run_dir)
+    failed = failed_shards(run_dir, manifest["shards"])
+    healthy = [s for s in manifest["shards"] if s not in failed]
+    parts = [read_shard_results(folder, healthy)] if healthy else []
+    parts += [fallback_results(run_dir, shard) for shard in failed]
+    summary = finalize(run_dir, BatchResult.concat(parts))
+    if failed:
+        ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "reason"])
+        summary["failed_shards"] = failed
+        summary["failed_shard_series"] = sorted(ledger.loc[ledger["reason"] == "shard_failed", "unique_id"])
+        folder.write_json(folder.summary, summary)
+    return summary
+
+
+def publish_run(run_dir: str) -> dict[str, Any]:
+    """Publish the run's forecasts: the Parquet table of its origin and the SQL table."""
+    folder, manifest, settings = load_run(run_dir)
+    result = publish(run_dir)
+    if settings.database.enabled:
+        table = pd.read_parquet(folder.output("forecasts"))
+        covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"].tolist()
+        result["sql_rows"] = publish_sql(
+            table,
+            database_engine(settings),
+            settings.database.forecast_table,
+            settings.forecast.quantiles,
+            covered,
+            pd.Timestamp(manifest["as_of"]),
+        )
+    result.update(run_id=folder.run_id, as_of=manifest["as_of"])
+    return result

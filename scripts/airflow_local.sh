@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `make airflow` / `make airflow-stop`: Airflow (standalone: api-server, scheduler, dag-processor,
+# triggerer) with the project's DAGs, plus a local Dask scheduler and two workers the tasks use.
+# Each service runs in its own process group (setsid); stop sends TERM, then KILL, to each group.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=$ROOT/.venv/bin
+export PATH=$BIN:$PATH   # standalone starts its components as `airflow ...`
+export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT/airflow_home}
+STATE=$AIRFLOW_HOME/pids
+AIRFLOW_PORT=${AIRFLOW_PORT:-8080}
+DASK_PORT=${DASK_PORT:-8786}
+DASK_WORKERS=${DASK_WORKERS:-2}
+
+export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM=${AIRFLOW__CORE__PARALLELISM:-4}   # 2 cores: a few task processes
+export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=${AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG:-4}
+export AIRFLOW__API__HOST=127.0.0.1
+export AIRFLOW__API__PORT=$AIRFLOW_PORT
+export AIRFLOW__API__BASE_URL=http://127.0.0.1:$AIRFLOW_PORT
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
+export FORECASTING_CONFIG=${FORECASTING_CONFIG:-$ROOT/config/default.yaml}
+export FORECASTING__OUTPUT__ROOT=${FORECASTING__OUTPUT__ROOT:-$ROOT/output}
+export FORECASTING__COMPUTE__EXECUTOR=dask
+export FORECASTING__COMPUTE__SCHEDULER_ADDRESS=tcp://127.0.0.1:$DASK_PORT
+export FORECASTING__COMPUTE__PROGRESS=false
+export MLFLOW_DISABLE_TELEMETRY=true
+export DASK_TEMPORARY_DIRECTORY=$AIRFLOW_HOME/dask-tmp
+
+spawn() {  # name command...: start in a new session, remember its process group
+  local name=$1; shift
+  setsid "$@" >"$AIRFLOW_HOME/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/$name.pid"
+}
+
+wait_for() {  # seconds description command...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq "$seconds"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  echo "$what did not come up in ${seconds}s; see $AIRFLOW_HOME/logs" >&2
+  return 1
+}
+
+start() {
+  if compgen -G "$STATE/*.pid" >/dev/null; then
+    echo "already started (pids in $STATE); run make airflow-stop first" >&2
+    exit 1
+  fi
+  mkdir -p "$STATE" "$AIRFLOW_HOME/logs" "$DASK_TEMPORARY_DIRECTORY"
+  spawn dask-scheduler "$BIN/dask" scheduler --host 127.0.0.1 --port "$DASK_PORT" --dashboard-address 127.0.0.1:8787
+  wait_for 60 "the Dask scheduler" "$BIN/python" -c "import socket; socket.create_connection(('127.0.0.1', $DASK_PORT), 1)"
+  for i in $(seq "$DASK_WORKERS"); do
+    spawn "dask-worker-$i" "$BIN/dask" worker "tcp://127.0.0.1:$DASK_PORT" --host 127.0.0.1 --nthreads 1 \
+      --nworkers 1 --memory-limit 4GiB --name "worker-$i" --dashboard-address 127.0.0.1:0
+  done
+  "$BIN/airflow" db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1
+  spawn airflow "$BIN/airflow" standalone
+  wait_for 180 "Airflow"  "$BIN/python" -c \
+    "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health', timeout=2)"
+  local passwords=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
+  wait_for 30 "the login file" test -s "$passwords"
+  echo "Airflow UI:     http://127.0.0.1:$AIRFLOW_PORT  (login: $(sed -e 's/[{}" ]//g' -e 's/:/ \/ /' "$passwords"))"
+  echo "Dask dashboard: http://127.0.0.1:8787/status  (scheduler tcp://127.0.0.1:$DASK_PORT, $DASK_WORKERS workers)"
+  echo "Logs: $AIRFLOW_HOME/logs   Forecasts: $FORECASTING__OUTPUT__ROOT   Stop: make airflow-stop"
+}
+
+stop() {
+  shopt -s nullglob
+  local pidfiles=("$STATE"/*.pid)
+  [ ${#pidfiles[@]} -eq 0 ] && { echo "nothing to stop"; return 0; }
+  for file in "${pidfiles[@]}"; do kill -TERM -- "-$(cat "$file")" 2>/dev/null || true; done
+  for _ in $(seq 20); do
+    local alive=0
+    for file in "${pidfiles[@]}"; do kill -0 -- "-$(cat "$file")" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 1
+  done
+  for file in "${pidfiles[@]}"; do kill -KILL -- "-$(cat "$file")" 2>/dev/null || true; rm -f "$file"; done
+  echo "stopped Airflow and the Dask cluster"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
