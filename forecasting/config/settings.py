@@ -227,6 +227,23 @@ class OutputSettings(_Section):
     root: Path = Path("output")
 
 
+class RegistrySettings(_Section):
+    """MLflow tracking and the model registry (one bundle version per run)."""
+
+    enabled: bool = Field(True, description="Log each run to MLflow and register its bundle.")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking server URI; None = embedded SQLite store under <output.root>/mlflow."
+    )
+    experiment: str = "forecasting"
+    model_name: str = Field("forecasting", min_length=1, description="The registered model (one for all series).")
+    champion_margin: float = Field(
+        0.0, ge=0.0, description="A new version becomes champion unless its loss exceeds the champion's by this share."
+    )
+    switching_margin: float = Field(
+        0.0, ge=0.0, description="A series keeps the champion's model unless the new winner's loss is lower by this share."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one run."""
 
@@ -248,6 +265,7 @@ class Settings(BaseSettings):
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
+from forecasting.orchestration.registration import register
 from forecasting.orchestration.run_folder import RunFolder
 from forecasting.orchestration.shards import finished_series
 
@@ -36,6 +37,11 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     started = time.perf_counter()
     summary = finalize(run_dir)
     timings["finalize"] = time.perf_counter() - started
+    started = time.perf_counter()
+    registration = register(run_dir)
+    if registration:
+        summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
+    timings["register"] = time.perf_counter() - started
     started = time.perf_counter()
     summary.update(publish(run_dir))
     timings["publish"] = time.perf_counter() - started

@@ -28,6 +28,7 @@ from forecasting.data.sharding import assign_shards
 from forecasting.data.validation import DataSchemaError, check_circuit_breaker, validate_history
 from forecasting.evaluation.windows import backtest_span
 from forecasting.models.catalog import installed_plugins
+from forecasting.orchestration.registration import versioned_table
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
 from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
@@ -50,7 +51,9 @@ def load_input(settings: Settings) -> tuple[pd.DataFrame, str]:
 def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
     """Settings that change the rows a run produces (not where they go or how they are computed)."""
     return settings.model_dump(
-        mode="json", exclude={"output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"}}
+        mode="json",
+        exclude={"output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"},
+                 "registry": {"tracking_uri", "experiment"}},
     )
 
 
@@ -129,6 +132,11 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
         write_atomic(frame, folder.input(name))
 
     shards = sorted(int(s) for s in history["shard"].unique())
+    if settings.registry.enabled:
+        # a fresh SQLite store must be created once, before shards or other runs race to
+        from forecasting.registry.store import ensure_store
+
+        ensure_store(settings)
     folder.write_json(
         folder.manifest,
         {
@@ -232,7 +240,8 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
 def publish(run_dir: str | Path) -> dict[str, Any]:
     """Merge the run's forecasts into the published table of its origin (atomic)."""
     folder, manifest, _ = load_run(run_dir)
-    table = pd.read_parquet(folder.output("forecasts"))
+    # stamped with the registered version; the champion's forecasts when this run is only challenger
+    table, source = versioned_table(run_dir, pd.read_parquet(folder.output("forecasts")))
     covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"]
     path = publish_table(table, folder.output_root, covered.tolist(), pd.Timestamp(manifest["as_of"]))
-    return {"published": str(path), "rows": int(len(table))}
+    return {"published": str(path), "rows": int(len(table)), **source}
