@@ -132,11 +132,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
         write_atomic(frame, folder.input(name))
 
     shards = sorted(int(s) for s in history["shard"].unique())
-    if settings.registry.enabled:
-        # a fresh SQLite store must be created once, before shards or other runs race to
-        from forecasting.registry.store import ensure_store
-
-        ensure_store(settings)
+    previous_version = _previous_winners(settings, folder, run_id)
     folder.write_json(
         folder.manifest,
         {
@@ -152,9 +148,35 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
             "versions": _package_versions(),
             "plugins": plugin_versions(settings),
             "plugin_isolation": isolation_summary(settings),
+            "previous_winners_version": previous_version,
         },
     )
     return {"run_id": run_id, "run_dir": str(folder.path), "shards": shards}
+
+
+def _previous_winners(settings: Settings, folder: RunFolder, run_id: str) -> str:
+    """Create the registry store once, before any parallel work (a fresh SQLite store cannot be
+    created concurrently), and keep the champion's winners for the switching margin.
+
+    The champion is read once per run folder: a rerun keeps the winners its first attempt saw.
+    Returns the champion version whose winners the run uses ("" for none).
+    """
+    if not settings.registry.enabled:
+        return ""
+    from forecasting.registry.registration import champion_manifest
+    from forecasting.registry.store import ensure_store
+
+    ensure_store(settings)
+    path = folder.input("previous_winners")
+    if settings.registry.switching_margin <= 0:
+        return ""
+    if not path.exists():
+        winners, version = champion_manifest(settings, run_id)
+        if winners is None:
+            return ""
+        write_atomic(winners[["unique_id", "model", "ensemble_members"]].assign(version=version), path)
+    versions = pd.read_parquet(path, columns=["version"])["version"]
+    return str(versions.iloc[0]) if len(versions) else ""
 
 
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
@@ -190,7 +212,7 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     quarantine = pd.read_parquet(folder.input("quarantine"))
     ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)
-    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle"):
+    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle", "selection"):
         if column in ledger:
             ledger[column] = ledger[column].fillna("").astype(str)
     leaderboard = _leaderboard(combined.scores, ledger)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -91,11 +92,19 @@ def champion_manifest(settings: Settings, run_id: str) -> tuple[pd.DataFrame | N
 
 
 def _save_bundle(folder: Path, record: RunRecord) -> Path:
-    import mlflow
-
     files = write_bundle(folder / "files", record.run_id, str(record.manifest["as_of"]), record.settings,
                          winners_manifest(record.ledger, record.leaderboard), record.history)
     target = folder / BUNDLE_PATH
+    with warnings.catch_warnings():
+        # an input example would make MLflow run a forecast at save time; the signature says it all
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+        _save_pyfunc(target, files, record)
+    return target
+
+
+def _save_pyfunc(target: Path, files: dict[str, str], record: RunRecord) -> None:
+    import mlflow
+
     mlflow.pyfunc.save_model(
         str(target),
         python_model=str(BUNDLE_CODE),
@@ -104,7 +113,6 @@ def _save_bundle(folder: Path, record: RunRecord) -> Path:
         pip_requirements=pip_requirements(record.manifest.get("plugins", {})),
         metadata={"run_id": record.run_id, "as_of": str(record.manifest["as_of"])},
     )
-    return target
 
 
 def _decide_and_alias(client: Any, record: RunRecord, version: str) -> Decision:
