@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -29,6 +30,7 @@ from forecasting.registry.versions import (
 )
 
 BUNDLE_CODE = Path(__file__).with_name("bundle_model.py")
+DECISION_TAG = "forecasting.decision.alias"
 _PINNED = ("mlflow", "statsforecast", "pandas", "numpy", "pyarrow", "pydantic", "pydantic-settings", "pyyaml")
 
 
@@ -124,10 +126,37 @@ def _decide_and_alias(client: Any, record: RunRecord, version: str) -> Decision:
         champion, champion_version = _champion_winners(client, settings, record.run_id)
         new = winners_manifest(record.ledger, record.leaderboard)
         decision = decide(new, champion, record.scores, settings.registry.champion_margin, champion_version)
-        for key, value in decision.tags().items():
-            client.set_model_version_tag(name, version, key, value)
+        tags = decision.tags()
+        alias_tag = tags.pop(DECISION_TAG)
+        for key, value in [*tags.items(), (DECISION_TAG, alias_tag)]:  # the alias tag last: it marks "decided"
+            _set_tag(client, name, version, key, value)
         client.set_registered_model_alias(name, decision.alias, version)
     return decision
+
+
+def _set_tag(client: Any, name: str, version: str, key: str, value: str, attempts: int = 3) -> None:
+    """Set a version tag; a concurrent writer of the same new tag makes the first insert fail, so retry."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            client.set_model_version_tag(name, version, key, value)
+            return
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _await_decision(client: Any, name: str, version: str, timeout: float = 60.0) -> Decision | None:
+    """The decision another registration of the same run id is writing (None if it never comes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tags = client.get_model_version(name, version).tags
+        if DECISION_TAG in tags:
+            return Decision.from_tags(tags)
+        time.sleep(0.5)
+    return None
 
 
 def register_run(record: RunRecord) -> dict[str, Any]:
@@ -138,7 +167,7 @@ def register_run(record: RunRecord) -> dict[str, Any]:
     name = settings.registry.model_name
     ensure_registered_model(client, name)
     existing = versions_of_run(client, name, record.run_id)
-    if existing and "forecasting.decision.alias" in existing[0].tags:
+    if existing and DECISION_TAG in existing[0].tags:
         version, reused = existing[0], True
         decision = Decision.from_tags(version.tags)
     else:
@@ -150,12 +179,11 @@ def register_run(record: RunRecord) -> dict[str, Any]:
                                     metrics, record.artifacts)
             client.log_artifacts(mlflow_run_id, str(bundle), BUNDLE_PATH)
         version, reused = create_version(client, name, record.run_id, mlflow_run_id, hashes)
-        fresh = client.get_model_version(name, version.version)
-        if "forecasting.decision.alias" in fresh.tags:
-            decision = Decision.from_tags(fresh.tags)
-        else:
-            decision = _decide_and_alias(client, record, str(version.version))
         client.set_terminated(mlflow_run_id)
+        # a concurrent registration of the same run id created the surviving version: it decides
+        decision = _await_decision(client, name, str(version.version)) if reused else None
+        if decision is None:
+            decision = _decide_and_alias(client, record, str(version.version))
     return {
         "tracking_uri": tracking_uri(settings),
         "model_name": name,
