@@ -159,6 +159,27 @@ def _await_decision(client: Any, name: str, version: str, timeout: float = 60.0)
     return None
 
 
+def _create(client: Any, record: RunRecord, experiment_id: str) -> tuple[Any, bool]:
+    """A new MLflow run with the bundle, and its version; (surviving version, reused) on a race.
+
+    Every attempt logs into its own MLflow run, so two attempts never write the same files;
+    the attempt that loses a race for the run id deletes its run.
+    """
+    settings = record.settings
+    with tempfile.TemporaryDirectory(prefix="forecasting-register-") as tmp:
+        bundle = _save_bundle(Path(tmp), record)
+        hashes = encode(directory_hashes(bundle))
+        metrics = run_metrics(record.ledger, record.leaderboard)
+        mlflow_run_id = log_run(client, experiment_id, record.run_id, run_params(record.manifest, settings),
+                                metrics, record.artifacts)
+        client.log_artifacts(mlflow_run_id, str(bundle), BUNDLE_PATH)
+    version, reused = create_version(client, settings.registry.model_name, record.run_id, mlflow_run_id, hashes)
+    client.set_terminated(mlflow_run_id)
+    if reused:
+        client.delete_run(mlflow_run_id)
+    return version, reused
+
+
 def register_run(record: RunRecord) -> dict[str, Any]:
     """Log the run, register its bundle (reused on a rerun of the run id) and decide its alias."""
     settings = record.settings
@@ -167,23 +188,15 @@ def register_run(record: RunRecord) -> dict[str, Any]:
     name = settings.registry.model_name
     ensure_registered_model(client, name)
     existing = versions_of_run(client, name, record.run_id)
-    if existing and DECISION_TAG in existing[0].tags:
+    if existing:  # a rerun: the version of the first attempt, decided then (or now, if that attempt died)
         version, reused = existing[0], True
-        decision = Decision.from_tags(version.tags)
+        decision = Decision.from_tags(version.tags) if DECISION_TAG in version.tags else None
     else:
-        with tempfile.TemporaryDirectory(prefix="forecasting-register-") as tmp:
-            bundle = _save_bundle(Path(tmp), record)
-            hashes = encode(directory_hashes(bundle))
-            metrics = run_metrics(record.ledger, record.leaderboard)
-            mlflow_run_id = log_run(client, experiment_id, record.run_id, run_params(record.manifest, settings),
-                                    metrics, record.artifacts)
-            client.log_artifacts(mlflow_run_id, str(bundle), BUNDLE_PATH)
-        version, reused = create_version(client, name, record.run_id, mlflow_run_id, hashes)
-        client.set_terminated(mlflow_run_id)
+        version, reused = _create(client, record, experiment_id)
         # a concurrent registration of the same run id created the surviving version: it decides
         decision = _await_decision(client, name, str(version.version)) if reused else None
-        if decision is None:
-            decision = _decide_and_alias(client, record, str(version.version))
+    if decision is None:
+        decision = _decide_and_alias(client, record, str(version.version))
     return {
         "tracking_uri": tracking_uri(settings),
         "model_name": name,

@@ -61,13 +61,6 @@ def run_metrics(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, fl
     return metrics
 
 
-def find_run(client: Any, experiment_id: str, run_id: str) -> str | None:
-    """The MLflow run already logged for this pipeline run id, if any."""
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=5,
-                               order_by=["attributes.start_time ASC"])
-    return found[0].info.run_id if found else None
-
-
 def log_run(
     client: Any,
     experiment_id: str,
@@ -76,12 +69,9 @@ def log_run(
     metrics: Mapping[str, float],
     artifacts: Sequence[Path],
 ) -> str:
-    """Create (or find) the MLflow run of a pipeline run and log everything; returns its id."""
+    """Create the MLflow run of a pipeline run and log everything; returns its id."""
     from mlflow.entities import Metric, Param, RunTag
 
-    existing = find_run(client, experiment_id, run_id)
-    if existing is not None:
-        return existing
     run = client.create_run(experiment_id, run_name=run_id, tags={RUN_ID_TAG: run_id})
     mlflow_run_id = run.info.run_id
     client.log_batch(
