@@ -93,9 +93,34 @@ def champion_manifest(settings: Settings, run_id: str) -> tuple[pd.DataFrame | N
     return _champion_winners(_client(settings), settings, run_id)
 
 
-def _save_bundle(folder: Path, record: RunRecord) -> Path:
+def _with_champion_series(client: Any, record: RunRecord, winners: pd.DataFrame, history: pd.DataFrame
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A run over a subset of series carries the champion's other series over, so that every
+    version's bundle covers the whole panel (the champion's entries for the subset are replaced)."""
+    from mlflow.exceptions import MlflowException
+
+    name = record.settings.registry.model_name
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return winners, history
+    with tempfile.TemporaryDirectory() as tmp:
+        local = download_verified(client, name, str(champion.version), Path(tmp)) / "artifacts"
+        old_winners = pd.read_parquet(local / f"{WINNERS}.parquet")
+        old_history = pd.read_parquet(local / "history.parquet")
+    covered = set(record.ledger["unique_id"].astype(str))
+    keep_winners = old_winners[~old_winners["unique_id"].astype(str).isin(covered)]
+    keep_history = old_history[~old_history["unique_id"].astype(str).isin(covered)]
+    merged = pd.concat([keep_winners, winners], ignore_index=True).sort_values("unique_id").reset_index(drop=True)
+    return merged, pd.concat([keep_history, history[["unique_id", "ds", "y"]]], ignore_index=True)
+
+
+def _save_bundle(folder: Path, record: RunRecord, client: Any) -> Path:
+    winners, history = winners_manifest(record.ledger, record.leaderboard), record.history
+    if record.manifest.get("series_subset"):
+        winners, history = _with_champion_series(client, record, winners, history)
     files = write_bundle(folder / "files", record.run_id, str(record.manifest["as_of"]), record.settings,
-                         winners_manifest(record.ledger, record.leaderboard), record.history)
+                         winners, history)
     target = folder / BUNDLE_PATH
     with warnings.catch_warnings():
         # an input example would make MLflow run a forecast at save time; the signature says it all
@@ -167,7 +192,7 @@ def _create(client: Any, record: RunRecord, experiment_id: str) -> tuple[Any, bo
     """
     settings = record.settings
     with tempfile.TemporaryDirectory(prefix="forecasting-register-") as tmp:
-        bundle = _save_bundle(Path(tmp), record)
+        bundle = _save_bundle(Path(tmp), record, client)
         hashes = encode(directory_hashes(bundle))
         metrics = run_metrics(record.ledger, record.leaderboard)
         mlflow_run_id = log_run(client, experiment_id, record.run_id, run_params(record.manifest, settings),

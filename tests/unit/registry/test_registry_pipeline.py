@@ -153,6 +153,28 @@ def test_switching_margin_keeps_the_champions_winners(store: dict, first: dict):
     assert (without.loc[kept.index, "winner"] != kept["winner"]).all()  # the margin decided these
 
 
+def _bundle_winners(store: dict, version: str) -> pd.DataFrame:
+    local = _client(store).download_artifacts(
+        _client(store).get_model_version(NAME, version).run_id, "bundle/artifacts/winners.parquet"
+    )
+    return pd.read_parquet(local)
+
+
+def test_a_subset_run_carries_the_champions_other_series_into_its_bundle(store: dict, first: dict):
+    everything = _bundle_winners(store, "1")
+    subset = sorted(everything["unique_id"])[:3]
+    champion_before = str(_client(store).get_model_version_by_alias(NAME, "champion").version)
+    champion_winners = _bundle_winners(store, champion_before).set_index("unique_id")
+    part = run_weekly(_settings(store), subset)
+    own = pd.read_parquet(part["ledger"])
+    assert sorted(own["unique_id"]) == subset
+    bundled = _bundle_winners(store, part["mlflow"]["version"]).set_index("unique_id")
+    assert set(bundled.index) == set(everything["unique_id"])
+    others = bundled.index.difference(subset)
+    pd.testing.assert_series_equal(bundled.loc[others, "model"], champion_winners.loc[others, "model"])
+    assert (bundled.loc[subset, "model"] == own.set_index("unique_id").loc[subset, "model"]).all()
+
+
 def test_a_tampered_bundle_is_refused_before_loading(store: dict, first: dict):
     client = _client(store)
     version = client.get_model_version(NAME, "1")
