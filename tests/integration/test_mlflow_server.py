@@ -52,6 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 def _trained_run(root: Path, uri: str, seed: int) -> str:
     settings = load_settings(PROJECT_ROOT / "config" / "test.yaml", {
         "output": {"root": str(root)}, "demo": {"n_series": 10, "seed": seed},
+        "models": {"candidates": [{"name": n} for n in ("SeasonalNaive", "Naive", "HistoricAverage")]},
         "registry": {"enabled": True, "tracking_uri": uri},
     })
     prepared = prepare_run(settings)
