@@ -154,18 +154,19 @@ def _decide_and_alias(client: Any, record: RunRecord, version: str) -> Decision:
         tags = decision.tags()
         alias_tag = tags.pop(DECISION_TAG)
         for key, value in [*tags.items(), (DECISION_TAG, alias_tag)]:  # the alias tag last: it marks "decided"
-            _set_tag(client, name, version, key, value)
-        client.set_registered_model_alias(name, decision.alias, version)
+            _retried(client.set_model_version_tag, name, version, key, value)
+        _retried(client.set_registered_model_alias, name, decision.alias, version)
     return decision
 
 
-def _set_tag(client: Any, name: str, version: str, key: str, value: str, attempts: int = 3) -> None:
-    """Set a version tag; a concurrent writer of the same new tag makes the first insert fail, so retry."""
+def _retried(call: Any, *args: Any, attempts: int = 4) -> None:
+    """Set a tag or alias. The server inserts a new one after looking for it, so two writers of the
+    same new tag or alias at once make one insert fail (a unique constraint): the retry updates."""
     from mlflow.exceptions import MlflowException
 
     for attempt in range(attempts):
         try:
-            client.set_model_version_tag(name, version, key, value)
+            call(*args)
             return
         except MlflowException:
             if attempt == attempts - 1:
