@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # worker, each plug-in child) would otherwise recompile the whole stack at import (about 4x slower).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup demo test lint clean airflow airflow-stop
+.PHONY: setup demo test lint clean airflow airflow-stop mlflow-ui
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
@@ -52,6 +52,9 @@ setup: $(BIN)/forecasting $(PLUGINS_INSTALLED)  ## the environment from the lock
 
 demo: setup  ## run the weekly job on the built-in demo panel
 	$(BIN)/forecasting run --config config/demo.yaml
+
+mlflow-ui: setup  ## browse the embedded MLflow store that `make demo` fills
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///output/mlflow/mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup  ## run the test suite
 	$(BIN)/python -m pytest

@@ -1,4 +1,5 @@
-"""weekly_forecast: prepare -> train_shard (one mapped task per shard) -> finalize -> publish -> retention.
+"""weekly_forecast: prepare -> train_shard (one mapped task per shard) -> finalize (and register) -> publish
+-> report -> retention.
 
 Each task is one call into forecasting.orchestration; XCom carries ids and paths only.
 Params: as_of (default: the logical date, or when an asset-triggered run was due),
@@ -95,7 +96,12 @@ def weekly_forecast():
         from forecasting.orchestration.tasks import finalize_run
 
         summary = finalize_run(prepared["run_dir"])
-        return {"run_dir": prepared["run_dir"], "run_id": summary["run_id"], "failed_shards": summary.get("failed_shards", [])}
+        return {
+            "run_dir": prepared["run_dir"],
+            "run_id": summary["run_id"],
+            "failed_shards": summary.get("failed_shards", []),
+            "mlflow": summary.get("mlflow", {}),
+        }
 
     @task(execution_timeout=timedelta(minutes=15), outlets=[FORECAST_TABLE])
     def publish(finalized: dict) -> dict:
@@ -103,6 +109,12 @@ def weekly_forecast():
         from forecasting.orchestration.tasks import publish_run
 
         return publish_run(finalized["run_dir"])
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def report(published: dict, finalized: dict) -> dict:
+        from forecasting.orchestration.tasks import report_run
+
+        return report_run(finalized["run_dir"])
 
     @task(execution_timeout=timedelta(minutes=15))
     def retention(published: dict, finalized: dict) -> dict:
@@ -114,7 +126,8 @@ def weekly_forecast():
     trained = train_shard.expand_kwargs(shard_args(prepared))
     finalized = finalize(prepared)
     trained >> finalized
-    retention(publish(finalized), finalized)
+    published = publish(finalized)
+    report(published, finalized) >> retention(published, finalized)
 
 
 weekly_forecast()

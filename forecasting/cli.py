@@ -261,6 +261,10 @@ def format_summary(command: str, result: dict[str, Any]) -> str:
     lines.append(f"published:   {result.get('published')}")
     lines.append(f"ledger:      {result['ledger']}")
     lines.append(f"leaderboard: {result['leaderboard']}")
+    registered = result.get("mlflow")
+    if registered:
+        lines.append(f"registered:  {registered['model_name']} version {registered['version']} ({registered['alias']}) "
+                     f"at {registered['tracking_uri']}")
     isolation = result.get("plugin_isolation")
     if isolation:
         lines.append(f"plug-ins:    {', '.join(isolation['plugins'])} ({isolation['process']})")

@@ -236,6 +236,8 @@ class ReportingSettings(_Section):
     textfile_dir: Path | None = Field(
         None, description="Also write the metrics to <dir>/forecasting.prom (a node exporter textfile collector directory)."
     )
+
+
 class SourceSettings(_Section):
     """Input of scheduled runs: a fixed snapshot per as-of date, from a file or a SQL query."""
 
@@ -279,6 +281,23 @@ class RetentionSettings(_Section):
     keep_weeks: int | None = Field(12, ge=1, description="Delete run folders older than this; None = keep all.")
 
 
+class RegistrySettings(_Section):
+    """MLflow tracking and the model registry (one bundle version per run)."""
+
+    enabled: bool = Field(True, description="Log each run to MLflow and register its bundle.")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking server URI; None = embedded SQLite store under <output.root>/mlflow."
+    )
+    experiment: str = "forecasting"
+    model_name: str = Field("forecasting", min_length=1, description="The registered model (one for all series).")
+    champion_margin: float = Field(
+        0.0, ge=0.0, description="A new version becomes champion unless its loss exceeds the champion's by this share."
+    )
+    switching_margin: float = Field(
+        0.0, ge=0.0, description="A series keeps the champion's model unless the new winner's loss is lower by this share."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one run."""
 
@@ -305,6 +324,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -16,6 +16,24 @@ def rank_candidates(mean_losses: Mapping[str, float], order: Sequence[str]) -> l
     return sorted(finite, key=lambda label: (round(mean_losses[label], 12), position.get(label, len(position))))
 
 
+def keep_previous(
+    ranking: Sequence[str], mean_losses: Mapping[str, float], previous: str | None, margin: float
+) -> tuple[list[str], str]:
+    """Switching margin: the previous winner stays first unless the new one's loss is lower by ``margin``.
+
+    Returns the ranking and what decided: "kept_by_margin", "switched" (the new winner beat the
+    previous one by the margin) or "" (no previous winner among the ranked candidates, or no margin).
+    """
+    ranking = list(ranking)
+    if margin <= 0 or not ranking or previous is None or previous not in ranking:
+        return ranking, ""
+    if previous == ranking[0]:
+        return ranking, ""
+    if mean_losses[ranking[0]] < mean_losses[previous] * (1.0 - margin):
+        return ranking, "switched"
+    return [previous, *[label for label in ranking if label != previous]], "kept_by_margin"
+
+
 def top_k_members(ranking: Sequence[str], k: int) -> list[str]:
     """Members of the median ensemble: the best ``k`` single candidates (none if fewer than 2)."""
     members = [label for label in ranking if label != ENSEMBLE_LABEL][:k]

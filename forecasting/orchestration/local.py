@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -14,12 +13,11 @@ from tqdm import tqdm
 
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
-from forecasting.orchestration.pipeline import finalize, prepare_run, publish
-from forecasting.orchestration.reporting import record_stage_time, write_report
+from forecasting.orchestration.pipeline import prepare_run
+from forecasting.orchestration.reporting import record_stage_time
 from forecasting.orchestration.run_folder import RunFolder
 from forecasting.orchestration.shards import finished_series
-
-logger = logging.getLogger(__name__)
+from forecasting.orchestration.tasks import finalize_run, publish_run, report_run
 
 
 def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
@@ -40,23 +38,16 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     record_stage_time(run_dir, "train", timings["train"])
 
     started = time.perf_counter()
-    summary = finalize(run_dir)
+    summary = finalize_run(run_dir)  # and registration
     timings["finalize"] = time.perf_counter() - started
     record_stage_time(run_dir, "finalize", timings["finalize"])
     started = time.perf_counter()
-    summary.update(publish(run_dir))
+    summary.update(publish_run(run_dir))
     timings["publish"] = time.perf_counter() - started
     record_stage_time(run_dir, "publish", timings["publish"])
     summary["run_dir"] = run_dir
-    if settings.reporting.enabled:
-        started = time.perf_counter()
-        try:
-            reported = write_report(run_dir)
-        except Exception as exc:  # the forecasts are published: a broken report must not fail the run
-            logger.exception("run %s: the report failed", summary["run_id"])
-            summary["report_error"] = f"{type(exc).__name__}: {exc}"
-        else:
-            summary.update({k: v for k, v in reported.items() if k != "report_figures"})
-        timings["report"] = time.perf_counter() - started
+    started = time.perf_counter()
+    summary.update(report_run(run_dir))
+    timings["report"] = time.perf_counter() - started
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return summary

@@ -21,6 +21,7 @@ import pandas as pd
 from forecasting import __version__
 from forecasting.config import ConfigError, Settings
 from forecasting.data.contract import STATUS_QUARANTINED
+from forecasting.data.database import database_engine
 from forecasting.data.demo import generate_demo_panel
 from forecasting.data.io import fingerprint, read_history
 from forecasting.data.lifecycle import classify_lifecycle
@@ -28,8 +29,10 @@ from forecasting.data.sharding import assign_shards
 from forecasting.data.validation import DataSchemaError, check_circuit_breaker, validate_history
 from forecasting.evaluation.windows import backtest_span
 from forecasting.models.catalog import installed_plugins
+from forecasting.orchestration.registration import versioned_table
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
+from forecasting.publishing.sql import publish_sql
 from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
 from forecasting.training.batch import BatchResult
 from forecasting.training.isolation import isolation_summary
@@ -56,6 +59,7 @@ def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
             "output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"},
             # where the input and outputs live and what happens after publishing
             "source": True, "database": True, "monitoring": True, "retention": True, "reporting": True,
+            "registry": {"tracking_uri", "experiment"},
         },
     )
 
@@ -135,6 +139,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
         write_atomic(frame, folder.input(name))
 
     shards = sorted(int(s) for s in history["shard"].unique())
+    previous_version = _previous_winners(settings, folder, run_id)
     folder.write_json(
         folder.manifest,
         {
@@ -150,9 +155,35 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
             "versions": _package_versions(),
             "plugins": plugin_versions(settings),
             "plugin_isolation": isolation_summary(settings),
+            "previous_winners_version": previous_version,
         },
     )
     return {"run_id": run_id, "run_dir": str(folder.path), "shards": shards}
+
+
+def _previous_winners(settings: Settings, folder: RunFolder, run_id: str) -> str:
+    """Create the registry store once, before any parallel work (a fresh SQLite store cannot be
+    created concurrently), and keep the champion's winners for the switching margin.
+
+    The champion is read once per run folder: a rerun keeps the winners its first attempt saw.
+    Returns the champion version whose winners the run uses ("" for none).
+    """
+    if not settings.registry.enabled:
+        return ""
+    from forecasting.registry.registration import champion_manifest
+    from forecasting.registry.store import ensure_store
+
+    ensure_store(settings)
+    path = folder.input("previous_winners")
+    if settings.registry.switching_margin <= 0:
+        return ""
+    if not path.exists():
+        winners, version = champion_manifest(settings, run_id)
+        if winners is None:
+            return ""
+        write_atomic(winners[["unique_id", "model", "ensemble_members"]].assign(version=version), path)
+    versions = pd.read_parquet(path, columns=["version"])["version"]
+    return str(versions.iloc[0]) if len(versions) else ""
 
 
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
@@ -192,7 +223,7 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     quarantine = pd.read_parquet(folder.input("quarantine"))
     ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)
-    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle"):
+    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle", "selection"):
         if column in ledger:
             ledger[column] = ledger[column].fillna("").astype(str)
     leaderboard = _leaderboard(combined.scores, ledger)
@@ -240,9 +271,17 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
 
 
 def publish(run_dir: str | Path) -> dict[str, Any]:
-    """Merge the run's forecasts into the published table of its origin (atomic)."""
-    folder, manifest, _ = load_run(run_dir)
-    table = pd.read_parquet(folder.output("forecasts"))
-    covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"]
-    path = publish_table(table, folder.output_root, covered.tolist(), pd.Timestamp(manifest["as_of"]))
-    return {"published": str(path), "rows": int(len(table))}
+    """Publish the run's forecasts: the Parquet table of its origin (atomic) and the SQL table."""
+    folder, manifest, settings = load_run(run_dir)
+    # stamped with the registered version; the champion's forecasts when this run is only challenger
+    table, source = versioned_table(run_dir, pd.read_parquet(folder.output("forecasts")))
+    covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"].tolist()
+    as_of = pd.Timestamp(manifest["as_of"])
+    path = publish_table(table, folder.output_root, covered, as_of)
+    result: dict[str, Any] = {"published": str(path), "rows": int(len(table)), **source}
+    if settings.database.enabled:
+        engine = database_engine(settings)
+        result["sql_rows"] = publish_sql(
+            table, engine, settings.database.forecast_table, settings.forecast.quantiles, covered, as_of
+        )
+    return result

@@ -56,6 +56,15 @@ def shard_batches(run_dir: str, shard: int) -> list[BatchTask]:
     return [(str(run_dir), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
 
 
+def _previous_winners(folder: RunFolder, series: list[str]) -> dict[str, str]:
+    """The champion's model per series, written by prepare_run when a switching margin is set."""
+    path = folder.input("previous_winners")
+    if not path.exists():
+        return {}
+    frame = pd.read_parquet(path, columns=["unique_id", "model"], filters=[("unique_id", "in", series)])
+    return dict(zip(frame["unique_id"].astype(str), frame["model"].astype(str), strict=True))
+
+
 def train_series_batch(
     run_dir: str, shard: int, batch: int, series: list[str], on_series_done: Callable[[], None] | None = None
 ) -> dict[str, Any]:
@@ -68,7 +77,9 @@ def train_series_batch(
     history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet", filters=[("unique_id", "in", series)])
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", series)])
-    result = train_batch(history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, on_series_done)
+    result = train_batch(
+        history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, on_series_done, _previous_winners(folder, series)
+    )
     for name in RESULT_FRAMES:
         write_atomic(getattr(result, name), out / f"{name}.parquet")
     counts = {"n_series": len(result.ledger), **_layout(settings)}

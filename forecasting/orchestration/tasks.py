@@ -7,6 +7,7 @@ and every step runs (and is tested) without Airflow.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,17 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings, load_settings
-from forecasting.data.database import database_engine
 from forecasting.data.source import read_file_snapshot, read_query_snapshot
 from forecasting.orchestration.failed_shards import failed_shards, fallback_results
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
+from forecasting.orchestration.registration import register, registration_path
+from forecasting.orchestration.reporting import write_report
 from forecasting.orchestration.run_folder import load_run
 from forecasting.orchestration.shards import read_shard_results, train_shard
-from forecasting.publishing.sql import publish_sql
 from forecasting.publishing.table import write_atomic
 from forecasting.training.batch import BatchResult
+
+logger = logging.getLogger(__name__)
 
 
 def run_settings(config: str | None, as_of: str | None = None) -> Settings:
@@ -85,13 +88,17 @@ def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
 
 
 def finalize_run(run_dir: str) -> dict[str, Any]:
-    """Combine the shards; the series of shards that failed after their retries fall back."""
+    """Combine the shards (the series of shards that failed after their retries fall back), then
+    register the run's bundle version."""
     folder, manifest, settings = load_run(run_dir)
     failed = failed_shards(run_dir, manifest["shards"])
     healthy = [s for s in manifest["shards"] if s not in failed]
     parts = [read_shard_results(folder, healthy)] if healthy else []
     parts += [fallback_results(run_dir, shard) for shard in failed]
     summary = finalize(run_dir, BatchResult.concat(parts))
+    registration = register(run_dir)  # {} with the registry disabled
+    if registration:
+        summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
     if failed:
         ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "reason"])
         summary["failed_shards"] = failed
@@ -102,18 +109,28 @@ def finalize_run(run_dir: str) -> dict[str, Any]:
 
 def publish_run(run_dir: str) -> dict[str, Any]:
     """Publish the run's forecasts: the Parquet table of its origin and the SQL table."""
-    folder, manifest, settings = load_run(run_dir)
-    result = publish(run_dir)
-    if settings.database.enabled:
-        table = pd.read_parquet(folder.output("forecasts"))
-        covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"].tolist()
-        result["sql_rows"] = publish_sql(
-            table,
-            database_engine(settings),
-            settings.database.forecast_table,
-            settings.forecast.quantiles,
-            covered,
-            pd.Timestamp(manifest["as_of"]),
-        )
-    result.update(run_id=folder.run_id, as_of=manifest["as_of"])
-    return result
+    folder, manifest, _ = load_run(run_dir)
+    return {**publish(run_dir), "run_id": folder.run_id, "as_of": manifest["as_of"]}
+
+
+def report_run(run_dir: str) -> dict[str, Any]:
+    """The run's HTML report and Prometheus metrics, attached to its MLflow run when it has one.
+
+    Comes after publishing, so a failing report is logged and returned as ``report_error``,
+    never raised: the forecasts are already out.
+    """
+    folder, _, settings = load_run(run_dir)
+    if not settings.reporting.enabled:
+        return {}
+    try:
+        reported = write_report(run_dir)
+        registration = registration_path(folder)
+        if registration.exists():
+            from forecasting.registry.tracking import attach_files
+
+            attach_files(settings, folder.read_json(registration)["mlflow_run_id"],
+                         [Path(reported["report"]), Path(reported["metrics"])], "report")
+    except Exception as exc:
+        logger.exception("run %s: the report failed", folder.run_id)
+        return {"report_error": f"{type(exc).__name__}: {exc}"}
+    return {k: v for k, v in reported.items() if k != "report_figures"}

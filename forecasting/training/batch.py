@@ -7,7 +7,7 @@ one per plug-in for the whole batch (``training.isolation``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +72,13 @@ def train_batch(
     plan: TrainingPlan,
     freq: str,
     on_series_done: Callable[[], None] | None = None,
+    previous_winners: Mapping[str, str] | None = None,
 ) -> BatchResult:
-    """Train every series of ``history`` (sorted long frame) with its lifecycle class."""
+    """Train every series of ``history`` (sorted long frame) with its lifecycle class.
+
+    ``previous_winners``: series -> the champion version's model (for the switching margin).
+    """
+    previous_winners = previous_winners or {}
     classes = lifecycle.set_index("unique_id")["lifecycle"].to_dict()
     arrays = series_arrays(history)
     # Plug-in candidates first, for the whole batch: one child process per plug-in, not per series.
@@ -81,7 +86,9 @@ def train_batch(
     forecasts, ledgers, scores, backtest = [], [], [], []
     for unique_id, (ds, y) in arrays.items():
         try:
-            result = train_series(unique_id, ds, y, classes[unique_id], plan, isolated[unique_id])
+            result = train_series(
+                unique_id, ds, y, classes[unique_id], plan, isolated[unique_id], previous_winners.get(unique_id)
+            )
         except Exception as exc:  # the chain's last resort failed: quarantine, never lose the batch
             logger.error("series %s: no model could forecast it: %s", unique_id, exc)
             result = SeriesResult(

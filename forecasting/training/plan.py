@@ -51,6 +51,7 @@ class TrainingPlan:
     explosion_factor: float
     candidates: tuple[Candidate, ...]
     fallbacks: tuple[Candidate, ...]
+    switching_margin: float = 0.0  # keep a series' previous winner unless beaten by this share
 
     @classmethod
     def from_settings(
@@ -81,6 +82,7 @@ class TrainingPlan:
             explosion_factor=settings.selection.explosion_factor,
             candidates=candidates,
             fallbacks=fallbacks,
+            switching_margin=settings.registry.switching_margin,
         )
 
     @property

@@ -32,6 +32,7 @@ from forecasting.evaluation.losses import (
 from forecasting.evaluation.quality import quality_gate
 from forecasting.evaluation.selection import (
     ENSEMBLE_LABEL,
+    keep_previous,
     median_ensemble,
     rank_candidates,
     top_k_members,
@@ -191,11 +192,13 @@ def train_series(
     lifecycle: str,
     plan: TrainingPlan,
     isolated: SeriesOutcomes | None = None,
+    previous_winner: str | None = None,
 ) -> SeriesResult:
     """Backtest, select, refit and gate one series; never raises for model errors.
 
     ``isolated``: the plug-in candidates' forecasts for this series, computed in child
     processes for a whole batch (``training.batch``); when None they are computed here.
+    ``previous_winner``: the champion version's model for this series (switching margin).
     """
     ledger: dict[str, Any] = {"unique_id": unique_id, "lifecycle": lifecycle, "n_obs": int(y.size)}
     if lifecycle == ENDED:
@@ -205,11 +208,12 @@ def train_series(
     failures: list[str] = []
     scores: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    winner, members, ranking = None, [], []
+    winner, members, ranking, selection = None, [], [], ""
     if lifecycle != NEW:
         backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures, isolated)
         members = _add_ensemble(backtest, y, windows, plan)
         ranking = rank_candidates(backtest.mean_losses(), [*plan.candidate_order, ENSEMBLE_LABEL])
+        ranking, selection = keep_previous(ranking, backtest.mean_losses(), previous_winner, plan.switching_margin)
         winner = ranking[0] if ranking else None
         scores, rows = _rows(unique_id, y, ds, windows, backtest, plan)
     fallback_labels = [c.label for c in plan.fallbacks if c.label not in ranking]
@@ -233,6 +237,7 @@ def train_series(
         model=model,
         ensemble_members=",".join(members) if model == ENSEMBLE_LABEL else "",
         n_candidates=len(ranking),
+        selection=selection,
         repairs=",".join(repairs),
         failures=" | ".join(failures),
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import yaml
 from airflow_env import DAGS
 
 from forecasting.data.demo import generate_demo_panel
@@ -44,11 +45,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> dict:
     for day in ["2025-12-07", ORIGIN, *WEEKS]:
         panel[panel["ds"] <= day].to_parquet(snapshots / f"{day}.parquet")
     config = base / "config.yaml"
-    config.write_text(
-        TEST_CONFIG.read_text()
-        + f"output:\n  root: {base / 'output'}\n"
-        + f"source:\n  path_template: '{snapshots}/{{as_of:%Y-%m-%d}}.parquet'\n"
-    )
+    settings = yaml.safe_load(TEST_CONFIG.read_text())
+    settings["output"] = {"root": str(base / "output")}
+    settings["source"] = {"path_template": f"{snapshots}/{{as_of:%Y-%m-%d}}.parquet"}
+    settings["registry"] = {"enabled": True}  # the embedded MLflow store under the output root
+    config.write_text(yaml.safe_dump(settings))
     return {"config": str(config), "root": base / "output", "panel": panel}
 
 
@@ -94,6 +95,10 @@ def test_weekly_forecast_publishes_every_series(world: dict) -> None:
     assert len(sql) == len(parquet) == 13 * len(forecastable) == published["sql_rows"]
     assert (sql["run_id"] == published["run_id"]).all()
     assert (sql["p10"] <= sql["p50"]).all() and (sql["p50"] <= sql["p90"]).all()
+    registered = _xcom(run, "finalize")["mlflow"]
+    assert registered["alias"] == "champion" and registered["version"]
+    assert (sql["model_version"].astype(str) == str(registered["version"])).all()
+    assert (run_dir / "report.html").exists() and _xcom(run, "report")["report"] == str(run_dir / "report.html")
 
 
 def test_failed_shard_still_publishes_the_others(world: dict) -> None:

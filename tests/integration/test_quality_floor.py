@@ -51,6 +51,7 @@ def _run(data: Path, root: Path, candidates: list[str], ensemble_top_k: int) -> 
             "selection": {"ensemble_top_k": ensemble_top_k},
             "compute": compute,
             "output": {"root": str(root)},
+            "registry": {"enabled": False},
         },
     )
     summary = run_weekly(settings)

@@ -1,0 +1,1 @@
+"""MLflow tracking and the model registry: one run and one bundle version per pipeline run."""
