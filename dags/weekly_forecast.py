@@ -13,48 +13,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.task.trigger_rule import TriggerRule
+from dag_support import CONFIG, as_of_from_context, database_from_connection, default_args
 
 FORECAST_TABLE = Asset("forecasting://forecast_table", group="forecasting")
-
-CONFIG = os.environ.get("FORECASTING_CONFIG") or None
-
-
-def default_args() -> dict:
-    """Retries with exponential backoff on every task (FORECASTING_AIRFLOW_RETRIES / _RETRY_DELAY_SECONDS)."""
-    return {
-        "owner": "forecasting",
-        "retries": int(os.environ.get("FORECASTING_AIRFLOW_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=float(os.environ.get("FORECASTING_AIRFLOW_RETRY_DELAY_SECONDS", "60"))),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=30),
-        "execution_timeout": timedelta(hours=1),
-    }
-
-
-def as_of_from_context(context: dict, given: str | None) -> str:
-    """The run's as-of date: the param, else the logical date, else when the run was due (asset-triggered)."""
-    if given:
-        return str(given)
-    moment = context.get("logical_date") or context["dag_run"].run_after
-    return moment.strftime("%Y-%m-%d")
-
-
-def database_from_connection() -> None:
-    """FORECASTING_DATABASE_URL from the Airflow connection ``forecasting_db`` when the environment has none."""
-    if os.environ.get("FORECASTING_DATABASE_URL"):
-        return
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = Connection.get(os.environ.get("FORECASTING_DATABASE_CONN_ID", "forecasting_db"))
-    except AirflowNotFoundException:
-        return
-    import sqlalchemy as sa
-
-    driver = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}.get(conn.conn_type, conn.conn_type)
-    url = sa.URL.create(driver, conn.login, conn.password, conn.host, conn.port, conn.schema)
-    os.environ["FORECASTING_DATABASE_URL"] = url.render_as_string(hide_password=False)
 
 
 @dag(

@@ -54,9 +54,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> dict:
 
 
 def _bag():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bag = DagBag(dag_folder=str(DAGS))
+    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
     assert bag.import_errors == {}
     return bag
 

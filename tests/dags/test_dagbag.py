@@ -1,4 +1,8 @@
-"""The DAG files parse without errors, quickly, and without importing the heavy libraries."""
+"""The DAG files parse without errors, quickly, and without importing the heavy libraries.
+
+BundleDagBag is the DagBag the dag-processor and the task runner use: it puts the DAGs folder on
+sys.path, so the DAG files can import their shared helpers (dags/dag_support.py).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ HEAVY = ["pandas", "statsforecast", "lightgbm", "mlflow", "mlforecast", "forecas
 _SCRIPT = textwrap.dedent(
     f"""
     import json, sys
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
     before = {{name for name in {HEAVY!r} if name in sys.modules}}
-    bag = DagBag(dag_folder={str(DAGS)!r})
+    bag = BundleDagBag(dag_folder={str(DAGS)!r}, bundle_path={str(DAGS)!r})
     print(json.dumps({{
         "dags": sorted(bag.dag_ids),
         "errors": {{str(k): str(v) for k, v in bag.import_errors.items()}},

@@ -21,8 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from airflow.dag_processing.dagbag import DagBag
-    bag = DagBag(dag_folder=sys.argv[1])
+    from pathlib import Path
+    from airflow.dag_processing.dagbag import BundleDagBag
+    bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]))
     assert not bag.import_errors, bag.import_errors
     run = bag.get_dag("weekly_forecast").test(run_conf={"as_of": "2025-12-28", "config": sys.argv[2]})
     states = {ti.task_id + str(ti.map_index): str(ti.state) for ti in run.get_task_instances()}
