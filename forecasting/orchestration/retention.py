@@ -2,14 +2,15 @@
 
 A run folder whose forecasts are still published (the newest origin of some series) is
 kept whatever its age, because monitoring judges those forecasts against their backtest.
-Registry artifacts of deleted runs are pruned by ``prune_registry`` when one is given
-(the registry must never delete its champion's version).
+The registry versions of deleted runs are pruned by ``prune_registry`` when one is given
+(``retention_task`` passes the registry's, which never deletes an aliased version).
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,19 @@ def apply_retention(settings: Settings, now: pd.Timestamp, prune_registry: Regis
     snapshots = expired_snapshots(root, now, keep_weeks)
     _delete([*runs, *snapshots])
     run_ids = [p.name for p in runs]
+    result: dict[str, Any] = {"deleted_runs": run_ids, "deleted_snapshots": [p.name for p in snapshots]}
     if prune_registry is not None and run_ids:
-        prune_registry(run_ids)
-    return {"deleted_runs": run_ids, "deleted_snapshots": [p.name for p in snapshots]}
+        result["pruned_versions"] = prune_registry(run_ids)
+    return result
 
 
 def retention_task(run_dir: str) -> dict[str, Any]:
-    """The DAG's retention step after a publish: the policy of the run's settings, relative to its as-of date."""
+    """The DAG's retention step after a publish: the policy of the run's settings, relative to its
+    as-of date; the registry versions of deleted runs go too (never an aliased one)."""
     _, manifest, settings = load_run(run_dir)
-    return apply_retention(settings, pd.Timestamp(manifest["as_of"]))
+    pruner = None
+    if settings.registry.enabled:
+        from forecasting.registry.retention import prune_runs
+
+        pruner = partial(prune_runs, settings)
+    return apply_retention(settings, pd.Timestamp(manifest["as_of"]), pruner)

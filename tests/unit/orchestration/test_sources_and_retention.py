@@ -86,7 +86,7 @@ def test_retention_deletes_old_runs_and_snapshots_but_keeps_published_ones(tmp_p
     pruned: list[list[str]] = []
     settings = load_settings(overrides={"output": {"root": str(root)}, "retention": {"keep_weeks": 4}})
     result = apply_retention(settings, pd.Timestamp("2025-06-01"), prune_registry=pruned.append)
-    assert result == {"deleted_runs": ["old"], "deleted_snapshots": ["20250105-aaaa.parquet"]}
+    assert result == {"deleted_runs": ["old"], "deleted_snapshots": ["20250105-aaaa.parquet"], "pruned_versions": None}
     assert sorted(p.name for p in (root / "runs").iterdir()) == ["old-published", "recent"]
     assert pruned == [["old"]]
     keep_all = load_settings(overrides={"output": {"root": str(root)}, "retention": {"keep_weeks": None}})
