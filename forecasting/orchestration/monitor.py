@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
+from forecasting.config import Settings
 from forecasting.data.database import database_engine
 from forecasting.monitoring import store
 from forecasting.monitoring.live import backtest_losses, judge, live_scores
 from forecasting.orchestration.pipeline import load_input
+from forecasting.orchestration.reporting import write_text_atomic
 from forecasting.orchestration.tasks import run_settings, with_snapshot
+from forecasting.reporting import prometheus
 
 
 def _latest_forecasts(engine: sa.Engine, table_name: str, before: pd.Timestamp) -> pd.DataFrame:
@@ -73,7 +77,8 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
     live = live_scores(forecasts, history, quantiles) if not forecasts.empty else pd.DataFrame()
     if live.empty:
         store.record_decision(engine, evaluation_date, week, "no_actuals", [], 0, 0)
-        return {**result, "status": "no_actuals", "n_evaluated": 0, "n_degraded": 0}
+        metrics = export_metrics(settings, {"live_series_evaluated": 0, "retrain_triggered_series": 0})
+        return {**result, "status": "no_actuals", "n_evaluated": 0, "n_degraded": 0, "metrics": metrics}
     live["backtest_loss"] = live["unique_id"].map(
         _backtest_reference(Path(settings.output.root).resolve(), live, history, quantiles)
     )
@@ -101,6 +106,13 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
         trigger_run_id=trigger_run_id if status == store.TRIGGERED else None,
     )
     result.update(status=status, cohort=cohort, cohort_id=cohort_id if cohort else None, **counts)
+    result["metrics"] = export_metrics(settings, {
+        "drift_flagged_series": len(cohort),
+        "retrain_triggered_series": len(cohort) if status == store.TRIGGERED else 0,
+        "live_scaled_quantile_loss_mean": float(judged["live_loss"].mean()),
+        "live_coverage": float(judged["coverage"].mean()),
+        "live_series_evaluated": len(judged),
+    })
     if status == store.TRIGGERED:
         result.update(
             trigger=True,
@@ -108,3 +120,14 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
             conf={"as_of": f"{evaluation_date:%Y-%m-%d}", "series": cohort, "config": config, "reason": cohort_id},
         )
     return result
+
+
+def export_metrics(settings: Settings, figures: dict[str, float]) -> str:
+    """The check's figures in the Prometheus text format: ``<output root>/monitoring/metrics.prom``,
+    and ``<reporting.textfile_dir>/forecasting_monitoring.prom`` when that is set."""
+    text = prometheus.render(prometheus.monitoring_metrics({**figures, "check_timestamp_seconds": time.time()}))
+    path = Path(settings.output.root).resolve() / "monitoring" / "metrics.prom"
+    write_text_atomic(path, text)
+    if settings.reporting.textfile_dir is not None:
+        write_text_atomic(Path(settings.reporting.textfile_dir) / "forecasting_monitoring.prom", text)
+    return str(path)

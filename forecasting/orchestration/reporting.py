@@ -114,7 +114,7 @@ def _samples(folder: RunFolder, manifest: dict[str, Any], ledger: pd.DataFrame, 
     return samples
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     """Atomic write (a textfile collector must never read a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -156,17 +156,17 @@ def write_report(
                "backtest windows": settings.backtest.n_windows, "horizon": settings.forecast.horizon}
     html = render_report(figures, samples, quantiles, context)
     report_path, metrics_path = folder.path / REPORT, folder.path / METRICS
-    _write_text(report_path, html)
+    write_text_atomic(report_path, html)
 
     families = prometheus.run_metrics(figures, pd.Timestamp(manifest["as_of"]).timestamp(), time.time())
     if monitoring:
         families += prometheus.monitoring_metrics(monitoring)
     text = prometheus.render(families)
-    _write_text(metrics_path, text)
+    write_text_atomic(metrics_path, text)
     result: dict[str, Any] = {"report": str(report_path), "metrics": str(metrics_path)}
     if settings.reporting.textfile_dir is not None:
         textfile = Path(settings.reporting.textfile_dir) / TEXTFILE_NAME
-        _write_text(textfile, text)
+        write_text_atomic(textfile, text)
         result["metrics_textfile"] = str(textfile)
     result["report_figures"] = figures_summary(figures)
     if previous:

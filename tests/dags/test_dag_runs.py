@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from airflow_env import DAGS
+from prometheus_format import parse
 
 from forecasting.data.demo import generate_demo_panel
 
@@ -145,6 +146,10 @@ def test_retraining_loop_triggers_the_shifted_cohort_once(world: dict) -> None:
     conf = _xcom(second, "evaluate", "conf")
     assert conf["series"] == SHIFTED and conf["as_of"] == WEEKS[1]
     assert _states(second)["retrain"] == ["success"]
+
+    metrics = parse((world["root"] / "monitoring" / "metrics.prom").read_text())
+    assert metrics["forecasting_monitoring_retrain_triggered_series"]["samples"][0][1] == len(SHIFTED)
+    assert metrics["forecasting_monitoring_drift_flagged_series"]["samples"][0][1] == len(SHIFTED)
 
     again = _evaluate(world, WEEKS[1])
     assert _xcom(again, "evaluate", "status") == "already_triggered"
