@@ -199,6 +199,9 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     for name, frame in outputs.items():
         write_atomic(frame, folder.output(name))
     summary = summarize(ledger, leaderboard)
+    global_models = _global_models(folder, manifest["shards"])
+    if global_models:
+        summary["global_models"] = global_models
     if manifest.get("plugin_isolation"):
         summary["plugin_isolation"] = manifest["plugin_isolation"]
     summary.update(
@@ -208,6 +211,16 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     )
     folder.write_json(folder.summary, summary)
     return summary
+
+
+def _global_models(folder: RunFolder, shards: Sequence[int]) -> dict[str, Any]:
+    """Per shard, what each global candidate was fitted with (parameters, tuning, seconds)."""
+    found = {}
+    for shard in shards:
+        marker = folder.shard_dir(shard) / "global" / "_SUCCESS"
+        if marker.exists():
+            found[str(shard)] = folder.read_json(marker)["models"]
+    return found
 
 
 def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]:

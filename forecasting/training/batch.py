@@ -7,14 +7,14 @@ one per plug-in for the whole batch (``training.isolation``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from forecasting.data.contract import STATUS_QUARANTINED, quantile_label
-from forecasting.training.isolation import run_isolated
+from forecasting.training.isolation import SeriesOutcomes, run_isolated
 from forecasting.training.plan import TrainingPlan
 from forecasting.training.series import SeriesResult, series_arrays, train_series
 
@@ -72,12 +72,19 @@ def train_batch(
     plan: TrainingPlan,
     freq: str,
     on_series_done: Callable[[], None] | None = None,
+    precomputed: Mapping[str, SeriesOutcomes] | None = None,
 ) -> BatchResult:
-    """Train every series of ``history`` (sorted long frame) with its lifecycle class."""
+    """Train every series of ``history`` (sorted long frame) with its lifecycle class.
+
+    ``precomputed``: per series, the forecasts of the shard's global candidates (``training.global_step``).
+    """
     classes = lifecycle.set_index("unique_id")["lifecycle"].to_dict()
     arrays = series_arrays(history)
     # Plug-in candidates first, for the whole batch: one child process per plug-in, not per series.
     isolated = run_isolated(plan, {uid: (y, classes[uid]) for uid, (_, y) in arrays.items()})
+    for uid, outcomes in (precomputed or {}).items():
+        if uid in isolated:
+            isolated[uid].update(outcomes)
     forecasts, ledgers, scores, backtest = [], [], [], []
     for unique_id, (ds, y) in arrays.items():
         try:

@@ -33,6 +33,11 @@ class Candidate:
     isolation: IsolationLimits | None = None
 
     @property
+    def precomputed(self) -> bool:
+        """Its forecasts come from elsewhere: a child process (plug-in) or the shard's global step."""
+        return self.isolation is not None or self.model.get_tag("scope") == "global"
+
+    @property
     def expensive(self) -> bool:
         return bool(self.model.get_tag("expensive"))
 
@@ -51,6 +56,7 @@ class TrainingPlan:
     explosion_factor: float
     candidates: tuple[Candidate, ...]
     fallbacks: tuple[Candidate, ...]
+    weighted_rounds: int = 0  # rounds of the weighted ensemble's greedy selection; 0 = no weighted ensemble
 
     @classmethod
     def from_settings(
@@ -81,6 +87,7 @@ class TrainingPlan:
             explosion_factor=settings.selection.explosion_factor,
             candidates=candidates,
             fallbacks=fallbacks,
+            weighted_rounds=settings.ensemble.rounds if settings.ensemble.weighted else 0,
         )
 
     @property

@@ -36,6 +36,7 @@ from forecasting.evaluation.selection import (
     rank_candidates,
     top_k_members,
 )
+from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, combine, cross_fitted
 from forecasting.evaluation.windows import Window, backtest_windows
 from forecasting.models.base import HistoryTooShortError
 from forecasting.training.fitting import QuantileForecast, forecast_quantiles
@@ -65,7 +66,7 @@ def _describe(exc: BaseException) -> str:
 
 def _forecast(candidate: Candidate, y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes) -> QuantileForecast:
     """Fit on ``y`` (capped for expensive models) and return every quantile, under the time limit."""
-    if candidate.isolation is not None:
+    if candidate.precomputed:
         return isolated_forecast(isolated, candidate.label, y.size)
     return forecast_quantiles(
         candidate.model, y, plan.horizon, plan.quantiles, plan.conformal_windows, plan.fit_time_limit,
@@ -131,6 +132,21 @@ def _add_ensemble(backtest: _Backtest, y: np.ndarray, windows: list[Window], pla
     return members
 
 
+def _add_weighted_ensemble(backtest: _Backtest, y: np.ndarray, windows: list[Window], plan: TrainingPlan) -> dict[str, float]:
+    """The cross-fitted weighted ensemble (``evaluation.weighted_ensemble``); its weights for the refit."""
+    singles = {label: backtest.forecasts[label] for label in plan.candidate_order if label in backtest.forecasts}
+    if plan.weighted_rounds < 1 or len(windows) < 2 or len(singles) < 2:
+        return {}
+    actuals = [y[w.test_slice] for w in windows]
+    scales = [scale_denominator(y[: w.train_end], m=1) for w in windows]
+    per_window, weights = cross_fitted(singles, actuals, scales, plan.weighted_rounds)
+    backtest.forecasts[WEIGHTED_LABEL] = per_window
+    backtest.losses[WEIGHTED_LABEL] = [
+        _score(y, w, f, plan)["scaled_quantile_loss"] for w, f in zip(windows, per_window, strict=True)
+    ]
+    return weights
+
+
 def _rows(
     unique_id: str, y: np.ndarray, ds: np.ndarray, windows: list[Window], backtest: _Backtest, plan: TrainingPlan
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -148,9 +164,13 @@ def _rows(
     return scores, rows
 
 
-def _refit(label: str, members: list[str], y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes) -> QuantileForecast:
+def _refit(
+    label: str, members: list[str], y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes, weights: dict[str, float]
+) -> QuantileForecast:
     # A candidate wins over a fallback of the same label: refit what was backtested.
     by_label = {c.label: c for c in (*plan.fallbacks, *plan.candidates)}
+    if label == WEIGHTED_LABEL:
+        return combine({m: _forecast(by_label[m], y, plan, isolated) for m in weights}, weights)
     if label == ENSEMBLE_LABEL:
         return median_ensemble([_forecast(by_label[m], y, plan, isolated) for m in members])
     return _forecast(by_label[label], y, plan, isolated)
@@ -164,13 +184,14 @@ def _first_passing(
     plan: TrainingPlan,
     failures: list[str],
     isolated: SeriesOutcomes,
+    weights: dict[str, float],
 ) -> tuple[str | None, QuantileForecast | None, list[str], str | None]:
     """Walk the fallback chain; return (model, forecast, repairs, why the first choice failed)."""
     first_failure = None
     gate_history = y[-plan.history_cap :]
     for label in chain:
         try:
-            forecast = _refit(label, members, y, plan, isolated)
+            forecast = _refit(label, members, y, plan, isolated, weights)
         except Exception as exc:
             reason = f"refit_failed: {label}: {_describe(exc)}"
         else:
@@ -205,16 +226,17 @@ def train_series(
     failures: list[str] = []
     scores: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    winner, members, ranking = None, [], []
+    winner, members, ranking, weights = None, [], [], {}
     if lifecycle != NEW:
         backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures, isolated)
         members = _add_ensemble(backtest, y, windows, plan)
-        ranking = rank_candidates(backtest.mean_losses(), [*plan.candidate_order, ENSEMBLE_LABEL])
+        weights = _add_weighted_ensemble(backtest, y, windows, plan)
+        ranking = rank_candidates(backtest.mean_losses(), [*plan.candidate_order, ENSEMBLE_LABEL, WEIGHTED_LABEL])
         winner = ranking[0] if ranking else None
         scores, rows = _rows(unique_id, y, ds, windows, backtest, plan)
     fallback_labels = [c.label for c in plan.fallbacks if c.label not in ranking]
     model, forecast, repairs, why = _first_passing(
-        unique_id, [*ranking, *fallback_labels], members, y, plan, failures, isolated
+        unique_id, [*ranking, *fallback_labels], members, y, plan, failures, isolated, weights
     )
     if model is None:
         raise RuntimeError(f"series {unique_id}: every model of the fallback chain failed: {'; '.join(failures)}")
@@ -231,12 +253,18 @@ def train_series(
         detail=why or "",
         winner=winner or "",
         model=model,
-        ensemble_members=",".join(members) if model == ENSEMBLE_LABEL else "",
+        ensemble_members=_members(model, members, weights),
         n_candidates=len(ranking),
         repairs=",".join(repairs),
         failures=" | ".join(failures),
     )
     return SeriesResult(ledger=ledger, forecast=forecast, scores=scores, backtest=rows)
+
+
+def _members(model: str, members: list[str], weights: dict[str, float]) -> str:
+    if model == WEIGHTED_LABEL:
+        return ",".join(f"{label}:{weight:g}" for label, weight in weights.items())
+    return ",".join(members) if model == ENSEMBLE_LABEL else ""
 
 
 def series_arrays(history: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
