@@ -142,7 +142,9 @@ class LightGBMGlobal(ForecastModel):
         ``dynamic``: (unique_id, ds, columns...) known at every date it covers, forecast
         dates included; ``static``: (unique_id, columns...) one row per series.
         """
-        frame = panel[["unique_id", "ds", "y"]]
+        frame = panel[["unique_id", "ds", "y"]].astype({"ds": "datetime64[ns]"})
+        if dynamic is not None:
+            dynamic = dynamic.astype({"ds": "datetime64[ns]"})
         if self.max_history:
             frame = frame.groupby("unique_id", sort=False).tail(self.max_history)
         frame = _with_covariates(frame, dynamic, static)
