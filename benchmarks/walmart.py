@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="platform YAML (default: embedded defaults + LightGBM)")
     parser.add_argument("--singles", default="", help="comma-separated candidates to also run alone")
     parser.add_argument("--tuning-trials", type=int, default=0, help="tuning.n_trials of the runs")
+    parser.add_argument("--n-shards", type=int, default=2, help="compute.n_shards (a global model sees one shard's series)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "forecast": {"freq": "W-FRI", "horizon": HORIZON, "season_length": 52, "quantiles": QUANTILES,
                      "as_of": origin.strftime("%Y-%m-%d")},
         "tuning": {"n_trials": args.tuning_trials},
+        "compute": {"n_shards": args.n_shards},
     }
     if args.config is None:
         base["models"] = {"candidates": candidates}

@@ -250,6 +250,14 @@ class EnsembleSettings(_Section):
     rounds: int = Field(10, ge=1, description="Greedy rounds; weights are multiples of 1/rounds.")
 
 
+class CostSettings(_Section):
+    """Stop backtesting expensive candidates that cheap ones already beat clearly in the first window."""
+
+    skip_expensive_margin: float | None = Field(
+        None, gt=0.0, description="Skip when its first-window loss > best cheap loss x (1 + margin); None = off."
+    )
+
+
 class OutputSettings(_Section):
     root: Path = Path("output")
 
@@ -277,6 +285,7 @@ class Settings(BaseSettings):
     covariates: CovariateSettings = Field(default_factory=CovariateSettings)
     tuning: TuningSettings = Field(default_factory=TuningSettings)
     ensemble: EnsembleSettings = Field(default_factory=EnsembleSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
 
     @classmethod

@@ -57,6 +57,7 @@ class TrainingPlan:
     candidates: tuple[Candidate, ...]
     fallbacks: tuple[Candidate, ...]
     weighted_rounds: int = 0  # rounds of the weighted ensemble's greedy selection; 0 = no weighted ensemble
+    skip_expensive_margin: float | None = None  # cost rule (training.series); None = every window of every candidate
 
     @classmethod
     def from_settings(
@@ -88,6 +89,7 @@ class TrainingPlan:
             candidates=candidates,
             fallbacks=fallbacks,
             weighted_rounds=settings.ensemble.rounds if settings.ensemble.weighted else 0,
+            skip_expensive_margin=settings.cost.skip_expensive_margin,
         )
 
     @property

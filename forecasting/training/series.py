@@ -97,15 +97,27 @@ def _score(y: np.ndarray, window: Window, forecast: QuantileForecast, plan: Trai
 
 
 def _run_backtest(
-    unique_id: str, y: np.ndarray, lifecycle: str, plan: TrainingPlan, failures: list[str], isolated: SeriesOutcomes
+    unique_id: str,
+    y: np.ndarray,
+    lifecycle: str,
+    plan: TrainingPlan,
+    failures: list[str],
+    isolated: SeriesOutcomes,
+    skipped: list[str] | None = None,
 ) -> tuple[_Backtest, list[Window]]:
     windows = backtest_windows(y.size, plan.horizon, plan.n_windows, plan.step)
     result = _Backtest()
-    for candidate in plan.candidates:
+    # Cheap candidates first: their first-window losses decide whether an expensive one goes on.
+    for candidate in sorted(plan.candidates, key=lambda c: c.expensive and plan.skip_expensive_margin is not None):
         if not plan.eligible(candidate, lifecycle, windows[0].train_end):
             continue
         try:
-            per_window = [_forecast(candidate, y[: w.train_end], plan, isolated) for w in windows]
+            per_window = [_forecast(candidate, y[: windows[0].train_end], plan, isolated)]
+            if _clearly_beaten(candidate, y, windows[0], per_window[0], result, plan):
+                if skipped is not None:
+                    skipped.append(candidate.label)
+                continue
+            per_window += [_forecast(candidate, y[: w.train_end], plan, isolated) for w in windows[1:]]
             if not all(np.isfinite(values).all() for f in per_window for values in f.values()):
                 raise ValueError("non-finite backtest forecast")
         except HistoryTooShortError:
@@ -119,6 +131,18 @@ def _run_backtest(
             _score(y, w, f, plan)["scaled_quantile_loss"] for w, f in zip(windows, per_window, strict=True)
         ]
     return result, windows
+
+
+def _clearly_beaten(
+    candidate: Candidate, y: np.ndarray, first: Window, forecast: QuantileForecast, result: _Backtest, plan: TrainingPlan
+) -> bool:
+    """An expensive candidate whose first-window loss exceeds the best cheap one's by the margin."""
+    margin = plan.skip_expensive_margin
+    if margin is None or not candidate.expensive or not result.losses or len(plan.candidates) < 2:
+        return False
+    best_cheap = min(losses[0] for losses in result.losses.values())
+    loss = _score(y, first, forecast, plan)["scaled_quantile_loss"]
+    return bool(np.isfinite(loss) and loss > best_cheap * (1.0 + margin))
 
 
 def _add_ensemble(backtest: _Backtest, y: np.ndarray, windows: list[Window], plan: TrainingPlan) -> list[str]:
@@ -224,11 +248,12 @@ def train_series(
     if isolated is None:
         isolated = run_isolated(plan, {unique_id: (y, lifecycle)})[unique_id] if isolated_models(plan) else {}
     failures: list[str] = []
+    skipped: list[str] = []
     scores: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     winner, members, ranking, weights = None, [], [], {}
     if lifecycle != NEW:
-        backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures, isolated)
+        backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures, isolated, skipped)
         members = _add_ensemble(backtest, y, windows, plan)
         weights = _add_weighted_ensemble(backtest, y, windows, plan)
         ranking = rank_candidates(backtest.mean_losses(), [*plan.candidate_order, ENSEMBLE_LABEL, WEIGHTED_LABEL])
@@ -257,6 +282,7 @@ def train_series(
         n_candidates=len(ranking),
         repairs=",".join(repairs),
         failures=" | ".join(failures),
+        cost_skipped=",".join(skipped),
     )
     return SeriesResult(ledger=ledger, forecast=forecast, scores=scores, backtest=rows)
 
