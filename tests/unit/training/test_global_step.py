@@ -136,3 +136,13 @@ def test_covariates_are_used_when_given():
 def test_every_target_transform_fits(transform: str):
     model = LightGBMGlobal(**{**CHEAP, "target_transform": transform}).fit_panel(_panel(), "W-SUN", QUANTILES)
     assert model.predict_panel(H).shape == (N_SERIES * H, 2 + len(QUANTILES))
+
+
+def test_the_local_contract_fits_a_panel_of_one_series_and_the_model_is_a_builtin():
+    from forecasting.models.catalog import build_model, is_builtin
+
+    y = _panel()[lambda f: f["unique_id"] == "s0"]["y"].to_numpy()
+    forecast = LightGBMGlobal(**CHEAP).fit(y).predict(H, QUANTILES)
+    assert forecast.point.shape == (H,) and all(forecast.quantiles[q].shape == (H,) for q in QUANTILES)
+    model = build_model("LightGBM", {}, season_length=52)
+    assert is_builtin(type(model)) and model.season_length == 52 and model.get_tag("scope") == "global"
