@@ -182,7 +182,7 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
     quarantine = pd.read_parquet(folder.input("quarantine"))
     ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)
-    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle"):
+    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle", "cost_skipped"):
         if column in ledger:
             ledger[column] = ledger[column].fillna("").astype(str)
     leaderboard = _leaderboard(combined.scores, ledger)
