@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", type=int, default=None, help="N series evenly spaced over the sorted ids (default all)")
     parser.add_argument("--config", type=Path, default=None, help="platform YAML (default: embedded defaults + LightGBM)")
     parser.add_argument("--singles", default="", help="comma-separated candidates to also run alone")
+    parser.add_argument("--skip-selection", action="store_true", help="run only the --singles")
     parser.add_argument("--tuning-trials", type=int, default=0, help="tuning.n_trials of the runs")
     parser.add_argument("--n-shards", type=int, default=2, help="compute.n_shards (a global model sees one shard's series)")
     parser.add_argument("--output", type=Path, default=None)
@@ -141,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is None:
         base["models"] = {"candidates": candidates}
     with_x = {"covariates": covariate_settings(data_dir)}
-    runs: list[tuple[str, dict[str, Any]]] = [("selection", base), ("selection+covariates", deep_merge(base, with_x))]
+    runs: list[tuple[str, dict[str, Any]]] = []
+    if not args.skip_selection:
+        runs = [("selection", base), ("selection+covariates", deep_merge(base, with_x))]
     configured = load_settings(args.config, base).models.candidates
     for name in [s.strip() for s in args.singles.split(",") if s.strip()]:
         single = [c.model_dump() for c in configured if c.label == name]
