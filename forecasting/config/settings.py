@@ -223,6 +223,41 @@ class PluginSettings(_Section):
         return timeout, memory
 
 
+class CovariateSettings(_Section):
+    """An optional second input of covariates (used by models tagged exogenous, e.g. LightGBM)."""
+
+    path: Path | None = Field(None, description="CSV or Parquet: key columns, a date column, covariate columns.")
+    time_col: str = "ds"
+    keys: list[str] = Field(default_factory=lambda: ["unique_id"], description="Columns naming a series or a group.")
+    id_pattern: str | None = Field(None, description="Regex whose named groups (= keys) are read from unique_id.")
+    known_in_advance: list[str] = Field(default_factory=list, description="Used at their own date, future included.")
+    past_only: list[str] = Field(default_factory=list, description="Used only shifted by the horizon.")
+    static_path: Path | None = Field(None, description="CSV or Parquet: key columns and static columns.")
+    static: list[str] = Field(default_factory=list, description="Static columns (text becomes category codes).")
+
+
+class TuningSettings(_Section):
+    """Hyper-parameter search of global models on a window before the backtest (optuna TPE)."""
+
+    n_trials: int = Field(0, ge=0, description="Trials per shard and global candidate; 0 = the configured parameters.")
+    seed: int = 0
+
+
+class EnsembleSettings(_Section):
+    """The per-series weighted ensemble (greedy forward selection with replacement)."""
+
+    weighted: bool = Field(True, description="Add the WeightedEnsemble candidate (needs 2+ backtest windows).")
+    rounds: int = Field(10, ge=1, description="Greedy rounds; weights are multiples of 1/rounds.")
+
+
+class CostSettings(_Section):
+    """Stop backtesting expensive candidates that cheap ones already beat clearly in the first window."""
+
+    skip_expensive_margin: float | None = Field(
+        None, gt=0.0, description="Skip when its first-window loss > best cheap loss x (1 + margin); None = off."
+    )
+
+
 class OutputSettings(_Section):
     root: Path = Path("output")
 
@@ -318,6 +353,10 @@ class Settings(BaseSettings):
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    covariates: CovariateSettings = Field(default_factory=CovariateSettings)
+    tuning: TuningSettings = Field(default_factory=TuningSettings)
+    ensemble: EnsembleSettings = Field(default_factory=EnsembleSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     reporting: ReportingSettings = Field(default_factory=ReportingSettings)
     source: SourceSettings = Field(default_factory=SourceSettings)

@@ -48,9 +48,10 @@ class PluginInfo:
 
 def _builtin_models() -> dict[str, type[ForecastModel]]:
     # Imported here: statsforecast takes seconds to import, and listing plug-ins needs none of it.
+    from forecasting.models.lightgbm_global import GLOBAL_MODELS
     from forecasting.models.statsforecast_models import BUILTIN_MODELS
 
-    return BUILTIN_MODELS
+    return {**BUILTIN_MODELS, **GLOBAL_MODELS}
 
 
 def builtin_names() -> list[str]:
@@ -63,8 +64,13 @@ def is_builtin(model_class: type) -> bool:
 
     Built-in classes exist only once their module is imported, so this never imports it.
     """
+    from forecasting.models.lightgbm_global import (
+        GLOBAL_MODELS,  # cheap: mlforecast is imported on first fit
+    )
+
     module = sys.modules.get(_BUILTIN_MODULE)
-    return module is not None and model_class in module.BUILTIN_MODELS.values()
+    local = module is not None and model_class in module.BUILTIN_MODELS.values()
+    return local or model_class in GLOBAL_MODELS.values()
 
 
 def _owner(entry_point: EntryPoint, model_class: type | None) -> str:

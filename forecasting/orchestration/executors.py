@@ -21,6 +21,7 @@ from forecasting.orchestration.shards import (
     complete_shard,
     shard_batches,
     shard_is_done,
+    train_global_shard,
     train_series_batch,
     train_shard,
 )
@@ -96,5 +97,8 @@ def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_serie
         return [train_shard(run_dir, s, on_series_done=(lambda: on_series_done(1)) if on_series_done else None) for s in pending]
     tasks = [task for shard in pending for task in shard_batches(run_dir, shard)]
     with dask_client(settings) as client:
+        # Global candidates first: one task per shard, fitted across the shard's series.
+        client.gather([client.submit(train_global_shard, run_dir, s, key=f"global-{os.path.basename(run_dir)}-{s}", pure=False)
+                       for s in pending])
         run_batches_dask(client, tasks, (lambda r: on_series_done(r["n_series"])) if on_series_done else None)
     return [complete_shard(run_dir, s) for s in pending]

@@ -223,7 +223,8 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     quarantine = pd.read_parquet(folder.input("quarantine"))
     ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)
-    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle", "selection"):
+    for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle",
+                   "selection", "cost_skipped"):
         if column in ledger:
             ledger[column] = ledger[column].fillna("").astype(str)
     leaderboard = _leaderboard(combined.scores, ledger)
@@ -240,6 +241,9 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     for name, frame in outputs.items():
         write_atomic(frame, folder.output(name))
     summary = summarize(ledger, leaderboard)
+    global_models = _global_models(folder, manifest["shards"])
+    if global_models:
+        summary["global_models"] = global_models
     if manifest.get("plugin_isolation"):
         summary["plugin_isolation"] = manifest["plugin_isolation"]
     summary.update(
@@ -249,6 +253,16 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     )
     folder.write_json(folder.summary, summary)
     return summary
+
+
+def _global_models(folder: RunFolder, shards: Sequence[int]) -> dict[str, Any]:
+    """Per shard, what each global candidate was fitted with (parameters, tuning, seconds)."""
+    found = {}
+    for shard in shards:
+        marker = folder.shard_dir(shard) / "global" / "_SUCCESS"
+        if marker.exists():
+            found[str(shard)] = folder.read_json(marker)["models"]
+    return found
 
 
 def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]:

@@ -17,9 +17,16 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.covariates import CovariateSpec, load_covariates
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.publishing.table import write_atomic
 from forecasting.training.batch import BatchResult, train_batch
+from forecasting.training.global_step import (
+    global_candidates,
+    outcomes_frame,
+    outcomes_from_frame,
+    train_global,
+)
 from forecasting.training.plan import TrainingPlan
 
 RESULT_FRAMES = ("forecasts", "ledger", "scores", "backtest")
@@ -45,6 +52,55 @@ def _plan(run_dir: str) -> TrainingPlan:
     """The training plan of a run, built once per worker process."""
     _, _, settings = load_run(run_dir)
     return TrainingPlan.from_settings(settings)
+
+
+def covariate_spec(settings: Settings) -> CovariateSpec:
+    c = settings.covariates
+    return CovariateSpec(
+        path=c.path, time_col=c.time_col, keys=tuple(c.keys), id_pattern=c.id_pattern,
+        known_in_advance=tuple(c.known_in_advance), past_only=tuple(c.past_only),
+        static_path=c.static_path, static=tuple(c.static),
+    )
+
+
+def _global_dir(folder: RunFolder, shard: int) -> Path:
+    return folder.shard_dir(shard) / "global"
+
+
+def train_global_shard(run_dir: str, shard: int) -> dict[str, Any]:
+    """Fit the shard's global candidates across its series (before its batches); skipped when done.
+
+    Writes ``global/outcomes.parquet`` (forecasts per series, candidate and history
+    length) and ``global/_SUCCESS`` (per candidate: parameters, tuning, seconds).
+    """
+    folder, _, settings = load_run(run_dir)
+    out = _global_dir(folder, shard)
+    done = _done(folder, out / "_SUCCESS", settings)
+    plan = _plan(str(run_dir))
+    if done is not None or not global_candidates(plan):
+        return {"shard": shard, "skipped": True, **(done or {})}
+    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
+    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    ids = sorted(history["unique_id"].unique())
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
+    classes = lifecycle.set_index("unique_id")["lifecycle"].to_dict()
+    covariates = load_covariates(covariate_spec(settings), ids, settings.forecast.freq, settings.forecast.horizon)
+    result = train_global(history, classes, plan, settings.forecast.freq, covariates,
+                          settings.tuning.n_trials, settings.tuning.seed)
+    write_atomic(outcomes_frame(result.outcomes, plan.quantiles), out / "outcomes.parquet")
+    content = {"models": result.info, **_layout(settings)}
+    folder.write_json(out / "_SUCCESS", content)
+    return {"shard": shard, "skipped": False, **content}
+
+
+def _global_outcomes(folder: RunFolder, shard: int, series: list[str], settings: Settings) -> dict[str, Any]:
+    path = _global_dir(folder, shard) / "outcomes.parquet"
+    if not global_candidates(_plan(str(folder.path))):
+        return {}
+    if _done(folder, _global_dir(folder, shard) / "_SUCCESS", settings) is None:
+        raise RuntimeError(f"run {folder.run_id} shard {shard}: the global step has not finished")
+    frame = pd.read_parquet(path, filters=[("unique_id", "in", series)])
+    return outcomes_from_frame(frame, tuple(settings.forecast.quantiles))
 
 
 def shard_batches(run_dir: str, shard: int) -> list[BatchTask]:
@@ -77,8 +133,10 @@ def train_series_batch(
     history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet", filters=[("unique_id", "in", series)])
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", series)])
+    precomputed = _global_outcomes(folder, shard, series, settings)
     result = train_batch(
-        history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, on_series_done, _previous_winners(folder, series)
+        history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, on_series_done,
+        _previous_winners(folder, series), precomputed,
     )
     for name in RESULT_FRAMES:
         write_atomic(getattr(result, name), out / f"{name}.parquet")
@@ -126,6 +184,7 @@ def train_shard(
     done = _done(folder, folder.shard_done(shard), settings)
     if done is not None:
         return {"shard": shard, "skipped": True, **done}
+    train_global_shard(str(run_dir), shard)
     tasks = shard_batches(str(run_dir), shard)
     if run_batches is None:
         run_batches_serial(tasks, on_series_done)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.data.contract import STATUS_QUARANTINED, quantile_label
-from forecasting.training.isolation import run_isolated
+from forecasting.training.isolation import SeriesOutcomes, run_isolated
 from forecasting.training.plan import TrainingPlan
 from forecasting.training.series import SeriesResult, series_arrays, train_series
 
@@ -73,16 +73,21 @@ def train_batch(
     freq: str,
     on_series_done: Callable[[], None] | None = None,
     previous_winners: Mapping[str, str] | None = None,
+    precomputed: Mapping[str, SeriesOutcomes] | None = None,
 ) -> BatchResult:
     """Train every series of ``history`` (sorted long frame) with its lifecycle class.
 
     ``previous_winners``: series -> the champion version's model (for the switching margin).
+    ``precomputed``: per series, the forecasts of the shard's global candidates (``training.global_step``).
     """
     previous_winners = previous_winners or {}
     classes = lifecycle.set_index("unique_id")["lifecycle"].to_dict()
     arrays = series_arrays(history)
     # Plug-in candidates first, for the whole batch: one child process per plug-in, not per series.
     isolated = run_isolated(plan, {uid: (y, classes[uid]) for uid, (_, y) in arrays.items()})
+    for uid, outcomes in (precomputed or {}).items():
+        if uid in isolated:
+            isolated[uid].update(outcomes)
     forecasts, ledgers, scores, backtest = [], [], [], []
     for unique_id, (ds, y) in arrays.items():
         try:

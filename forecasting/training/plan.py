@@ -33,6 +33,11 @@ class Candidate:
     isolation: IsolationLimits | None = None
 
     @property
+    def precomputed(self) -> bool:
+        """Its forecasts come from elsewhere: a child process (plug-in) or the shard's global step."""
+        return self.isolation is not None or self.model.get_tag("scope") == "global"
+
+    @property
     def expensive(self) -> bool:
         return bool(self.model.get_tag("expensive"))
 
@@ -52,6 +57,8 @@ class TrainingPlan:
     candidates: tuple[Candidate, ...]
     fallbacks: tuple[Candidate, ...]
     switching_margin: float = 0.0  # keep a series' previous winner unless beaten by this share
+    weighted_rounds: int = 0  # rounds of the weighted ensemble's greedy selection; 0 = no weighted ensemble
+    skip_expensive_margin: float | None = None  # cost rule (training.series); None = every window of every candidate
 
     @classmethod
     def from_settings(
@@ -83,6 +90,8 @@ class TrainingPlan:
             candidates=candidates,
             fallbacks=fallbacks,
             switching_margin=settings.registry.switching_margin,
+            weighted_rounds=settings.ensemble.rounds if settings.ensemble.weighted else 0,
+            skip_expensive_margin=settings.cost.skip_expensive_margin,
         )
 
     @property

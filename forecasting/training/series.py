@@ -37,6 +37,7 @@ from forecasting.evaluation.selection import (
     rank_candidates,
     top_k_members,
 )
+from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, combine, cross_fitted
 from forecasting.evaluation.windows import Window, backtest_windows
 from forecasting.models.base import HistoryTooShortError
 from forecasting.training.fitting import QuantileForecast, forecast_quantiles
@@ -66,7 +67,7 @@ def _describe(exc: BaseException) -> str:
 
 def _forecast(candidate: Candidate, y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes) -> QuantileForecast:
     """Fit on ``y`` (capped for expensive models) and return every quantile, under the time limit."""
-    if candidate.isolation is not None:
+    if candidate.precomputed:
         return isolated_forecast(isolated, candidate.label, y.size)
     return forecast_quantiles(
         candidate.model, y, plan.horizon, plan.quantiles, plan.conformal_windows, plan.fit_time_limit,
@@ -97,15 +98,27 @@ def _score(y: np.ndarray, window: Window, forecast: QuantileForecast, plan: Trai
 
 
 def _run_backtest(
-    unique_id: str, y: np.ndarray, lifecycle: str, plan: TrainingPlan, failures: list[str], isolated: SeriesOutcomes
+    unique_id: str,
+    y: np.ndarray,
+    lifecycle: str,
+    plan: TrainingPlan,
+    failures: list[str],
+    isolated: SeriesOutcomes,
+    skipped: list[str] | None = None,
 ) -> tuple[_Backtest, list[Window]]:
     windows = backtest_windows(y.size, plan.horizon, plan.n_windows, plan.step)
     result = _Backtest()
-    for candidate in plan.candidates:
+    # Cheap candidates first: their first-window losses decide whether an expensive one goes on.
+    for candidate in sorted(plan.candidates, key=lambda c: c.expensive and plan.skip_expensive_margin is not None):
         if not plan.eligible(candidate, lifecycle, windows[0].train_end):
             continue
         try:
-            per_window = [_forecast(candidate, y[: w.train_end], plan, isolated) for w in windows]
+            per_window = [_forecast(candidate, y[: windows[0].train_end], plan, isolated)]
+            if _clearly_beaten(candidate, y, windows[0], per_window[0], result, plan):
+                if skipped is not None:
+                    skipped.append(candidate.label)
+                continue
+            per_window += [_forecast(candidate, y[: w.train_end], plan, isolated) for w in windows[1:]]
             if not all(np.isfinite(values).all() for f in per_window for values in f.values()):
                 raise ValueError("non-finite backtest forecast")
         except HistoryTooShortError:
@@ -121,6 +134,18 @@ def _run_backtest(
     return result, windows
 
 
+def _clearly_beaten(
+    candidate: Candidate, y: np.ndarray, first: Window, forecast: QuantileForecast, result: _Backtest, plan: TrainingPlan
+) -> bool:
+    """An expensive candidate whose first-window loss exceeds the best cheap one's by the margin."""
+    margin = plan.skip_expensive_margin
+    if margin is None or not candidate.expensive or not result.losses or len(plan.candidates) < 2:
+        return False
+    best_cheap = min(losses[0] for losses in result.losses.values())
+    loss = _score(y, first, forecast, plan)["scaled_quantile_loss"]
+    return bool(np.isfinite(loss) and loss > best_cheap * (1.0 + margin))
+
+
 def _add_ensemble(backtest: _Backtest, y: np.ndarray, windows: list[Window], plan: TrainingPlan) -> list[str]:
     members = top_k_members(rank_candidates(backtest.mean_losses(), plan.candidate_order), plan.ensemble_top_k)
     if members:
@@ -130,6 +155,21 @@ def _add_ensemble(backtest: _Backtest, y: np.ndarray, windows: list[Window], pla
             _score(y, w, f, plan)["scaled_quantile_loss"] for w, f in zip(windows, per_window, strict=True)
         ]
     return members
+
+
+def _add_weighted_ensemble(backtest: _Backtest, y: np.ndarray, windows: list[Window], plan: TrainingPlan) -> dict[str, float]:
+    """The cross-fitted weighted ensemble (``evaluation.weighted_ensemble``); its weights for the refit."""
+    singles = {label: backtest.forecasts[label] for label in plan.candidate_order if label in backtest.forecasts}
+    if plan.weighted_rounds < 1 or len(windows) < 2 or len(singles) < 2:
+        return {}
+    actuals = [y[w.test_slice] for w in windows]
+    scales = [scale_denominator(y[: w.train_end], m=1) for w in windows]
+    per_window, weights = cross_fitted(singles, actuals, scales, plan.weighted_rounds)
+    backtest.forecasts[WEIGHTED_LABEL] = per_window
+    backtest.losses[WEIGHTED_LABEL] = [
+        _score(y, w, f, plan)["scaled_quantile_loss"] for w, f in zip(windows, per_window, strict=True)
+    ]
+    return weights
 
 
 def _rows(
@@ -149,9 +189,13 @@ def _rows(
     return scores, rows
 
 
-def _refit(label: str, members: list[str], y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes) -> QuantileForecast:
+def _refit(
+    label: str, members: list[str], y: np.ndarray, plan: TrainingPlan, isolated: SeriesOutcomes, weights: dict[str, float]
+) -> QuantileForecast:
     # A candidate wins over a fallback of the same label: refit what was backtested.
     by_label = {c.label: c for c in (*plan.fallbacks, *plan.candidates)}
+    if label == WEIGHTED_LABEL:
+        return combine({m: _forecast(by_label[m], y, plan, isolated) for m in weights}, weights)
     if label == ENSEMBLE_LABEL:
         return median_ensemble([_forecast(by_label[m], y, plan, isolated) for m in members])
     return _forecast(by_label[label], y, plan, isolated)
@@ -165,13 +209,14 @@ def _first_passing(
     plan: TrainingPlan,
     failures: list[str],
     isolated: SeriesOutcomes,
+    weights: dict[str, float],
 ) -> tuple[str | None, QuantileForecast | None, list[str], str | None]:
     """Walk the fallback chain; return (model, forecast, repairs, why the first choice failed)."""
     first_failure = None
     gate_history = y[-plan.history_cap :]
     for label in chain:
         try:
-            forecast = _refit(label, members, y, plan, isolated)
+            forecast = _refit(label, members, y, plan, isolated, weights)
         except Exception as exc:
             reason = f"refit_failed: {label}: {_describe(exc)}"
         else:
@@ -206,19 +251,21 @@ def train_series(
     if isolated is None:
         isolated = run_isolated(plan, {unique_id: (y, lifecycle)})[unique_id] if isolated_models(plan) else {}
     failures: list[str] = []
+    skipped: list[str] = []
     scores: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    winner, members, ranking, selection = None, [], [], ""
+    winner, members, ranking, weights, selection = None, [], [], {}, ""
     if lifecycle != NEW:
-        backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures, isolated)
+        backtest, windows = _run_backtest(unique_id, y, lifecycle, plan, failures, isolated, skipped)
         members = _add_ensemble(backtest, y, windows, plan)
-        ranking = rank_candidates(backtest.mean_losses(), [*plan.candidate_order, ENSEMBLE_LABEL])
+        weights = _add_weighted_ensemble(backtest, y, windows, plan)
+        ranking = rank_candidates(backtest.mean_losses(), [*plan.candidate_order, ENSEMBLE_LABEL, WEIGHTED_LABEL])
         ranking, selection = keep_previous(ranking, backtest.mean_losses(), previous_winner, plan.switching_margin)
         winner = ranking[0] if ranking else None
         scores, rows = _rows(unique_id, y, ds, windows, backtest, plan)
     fallback_labels = [c.label for c in plan.fallbacks if c.label not in ranking]
     model, forecast, repairs, why = _first_passing(
-        unique_id, [*ranking, *fallback_labels], members, y, plan, failures, isolated
+        unique_id, [*ranking, *fallback_labels], members, y, plan, failures, isolated, weights
     )
     if model is None:
         raise RuntimeError(f"series {unique_id}: every model of the fallback chain failed: {'; '.join(failures)}")
@@ -235,13 +282,20 @@ def train_series(
         detail=why or "",
         winner=winner or "",
         model=model,
-        ensemble_members=",".join(members) if model == ENSEMBLE_LABEL else "",
+        ensemble_members=_members(model, members, weights),
         n_candidates=len(ranking),
         selection=selection,
         repairs=",".join(repairs),
         failures=" | ".join(failures),
+        cost_skipped=",".join(skipped),
     )
     return SeriesResult(ledger=ledger, forecast=forecast, scores=scores, backtest=rows)
+
+
+def _members(model: str, members: list[str], weights: dict[str, float]) -> str:
+    if model == WEIGHTED_LABEL:
+        return ",".join(f"{label}:{weight:g}" for label, weight in weights.items())
+    return ",".join(members) if model == ENSEMBLE_LABEL else ""
 
 
 def series_arrays(history: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
