@@ -26,6 +26,17 @@ def combine(forecasts: Mapping[str, QuantileForecast], weights: Mapping[str, flo
     return {q: np.sum([weights[m] * np.asarray(forecasts[m][q]) for m in members], axis=0) for q in levels}
 
 
+def format_weights(weights: Mapping[str, float]) -> str:
+    """The ledger's and the winners manifest's text form of a weighted ensemble: ``A:0.6,B:0.4``."""
+    return ",".join(f"{label}:{weight:g}" for label, weight in weights.items())
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """The inverse of ``format_weights``."""
+    pairs = (item.rsplit(":", 1) for item in text.split(",") if item)
+    return {label: float(weight) for label, weight in pairs}
+
+
 def greedy_weights(
     forecasts: Mapping[str, Sequence[QuantileForecast]],
     actuals: Sequence[np.ndarray],

@@ -29,6 +29,7 @@ from forecasting.config import Settings
 from forecasting.data.contract import STATUS_FALLBACK, STATUS_OK, quantile_label
 from forecasting.evaluation.quality import quality_gate
 from forecasting.evaluation.selection import ENSEMBLE_LABEL, median_ensemble
+from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, combine, parse_weights
 from forecasting.models.catalog import build_model
 from forecasting.training.fitting import QuantileForecast, forecast_quantiles
 from forecasting.training.plan import Candidate, TrainingPlan
@@ -109,6 +110,9 @@ class BundleForecaster:
             try:
                 if label == ENSEMBLE_LABEL:
                     forecast = median_ensemble([self._fit(m, y, horizon) for m in members])
+                elif label == WEIGHTED_LABEL:
+                    weights = parse_weights(",".join(members))
+                    forecast = combine({m: self._fit(m, y, horizon) for m in weights}, weights)
                 else:
                     forecast = self._fit(label, y, horizon)
             except Exception as exc:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.evaluation.selection import ENSEMBLE_LABEL
+from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 TAG_PREFIX = "forecasting."
@@ -50,9 +51,13 @@ class Decision:
         )
 
 
+ENSEMBLES = (ENSEMBLE_LABEL, WEIGHTED_LABEL)
+
+
 def _key(frame: pd.DataFrame) -> pd.Series:
     members = frame["ensemble_members"].fillna("").astype(str)
-    return frame["model"].astype(str).where(frame["model"] != ENSEMBLE_LABEL, ENSEMBLE_LABEL + ":" + members)
+    model = frame["model"].astype(str)
+    return model.where(~model.isin(ENSEMBLES), model + ":" + members)
 
 
 def decide(
@@ -72,10 +77,10 @@ def decide(
         part.columns = ["unique_id", "model", "ensemble_members"]
         rows.append(part.assign(key=_key(part).to_numpy()))
     new_side, champion_side = rows
-    # a median ensemble's score belongs to its members: it is comparable only with the same members
+    # an ensemble's score belongs to its members (and weights): comparable only when they are the same
     new_loss = window.reindex(list(zip(new_side["unique_id"], new_side["model"], strict=True))).to_numpy()
     champion_loss = window.reindex(list(zip(champion_side["unique_id"], champion_side["model"], strict=True))).to_numpy()
-    ensemble = (champion_side["model"] == ENSEMBLE_LABEL).to_numpy()
+    ensemble = champion_side["model"].isin(ENSEMBLES).to_numpy()
     same_members = (champion_side["key"] == new_side["key"]).to_numpy()
     champion_loss = np.where(ensemble & ~same_members, np.nan, champion_loss)
     ok = np.isfinite(new_loss) & np.isfinite(champion_loss)

@@ -37,7 +37,12 @@ from forecasting.evaluation.selection import (
     rank_candidates,
     top_k_members,
 )
-from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, combine, cross_fitted
+from forecasting.evaluation.weighted_ensemble import (
+    WEIGHTED_LABEL,
+    combine,
+    cross_fitted,
+    format_weights,
+)
 from forecasting.evaluation.windows import Window, backtest_windows
 from forecasting.models.base import HistoryTooShortError
 from forecasting.training.fitting import QuantileForecast, forecast_quantiles
@@ -294,7 +299,7 @@ def train_series(
 
 def _members(model: str, members: list[str], weights: dict[str, float]) -> str:
     if model == WEIGHTED_LABEL:
-        return ",".join(f"{label}:{weight:g}" for label, weight in weights.items())
+        return format_weights(weights)
     return ",".join(members) if model == ENSEMBLE_LABEL else ""
 
 

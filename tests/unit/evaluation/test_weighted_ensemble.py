@@ -45,3 +45,12 @@ def test_a_window_is_scored_with_weights_chosen_on_the_other_windows_only():
 def test_ties_go_to_the_first_candidate():
     same = [_forecast(a[0]) for a in ACTUALS]
     assert greedy_weights({"first": same, "second": same}, ACTUALS, SCALES, [0, 1], rounds=4) == {"first": 1.0}
+
+
+def test_the_text_form_of_weights_round_trips():
+    from forecasting.evaluation.weighted_ensemble import format_weights, parse_weights
+
+    weights = {"AutoETS": 0.6, "Naive": 0.25, "SeasonalMovingAverage": 0.15}
+    assert format_weights(weights) == "AutoETS:0.6,Naive:0.25,SeasonalMovingAverage:0.15"
+    assert parse_weights(format_weights(weights)) == weights
+    assert parse_weights("") == {}
