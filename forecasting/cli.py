@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import dask
+
 from forecasting import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATA, EXIT_CIRCUIT_BREAKER = 0, 1, 2, 3, 4
@@ -293,8 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    quiet = "warning" if args.verbose else "error"
     for noisy in ("distributed", "tornado"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose else logging.ERROR)
+        logging.getLogger(noisy).setLevel(quiet.upper())
+    # distributed sets its own loggers from dask's config when it is first imported (later, lazily)
+    dask.config.set({"logging": {"distributed": quiet}})
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler
     try:
         result = handler(args)
