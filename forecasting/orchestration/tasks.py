@@ -20,7 +20,7 @@ from forecasting.orchestration.failed_shards import failed_shards, fallback_resu
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.registration import register, registration_path
 from forecasting.orchestration.reporting import write_report
-from forecasting.orchestration.run_folder import load_run
+from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results, train_shard
 from forecasting.publishing.table import write_atomic
 from forecasting.training.batch import BatchResult
@@ -113,8 +113,23 @@ def publish_run(run_dir: str) -> dict[str, Any]:
     return {**publish(run_dir), "run_id": folder.run_id, "as_of": manifest["as_of"]}
 
 
+def _champion_run(folder: RunFolder, settings: Settings, registration: dict[str, Any] | None) -> Path | None:
+    """The run folder of the champion this run was compared with, while retention keeps it."""
+    version = (registration or {}).get("decision", {}).get("compared_with_version")
+    if not version:
+        return None
+    from forecasting.registry.versions import pipeline_run_id
+
+    run_id = pipeline_run_id(settings, version)
+    path = folder.output_root / "runs" / run_id
+    return path if run_id and (path / "ledger.parquet").exists() else None
+
+
 def report_run(run_dir: str) -> dict[str, Any]:
     """The run's HTML report and Prometheus metrics, attached to its MLflow run when it has one.
+
+    "The previous run" it compares with is the champion's run when the registry knows one,
+    otherwise the newest earlier run under the output root.
 
     Comes after publishing, so a failing report is logged and returned as ``report_error``,
     never raised: the forecasts are already out.
@@ -122,13 +137,13 @@ def report_run(run_dir: str) -> dict[str, Any]:
     folder, _, settings = load_run(run_dir)
     if not settings.reporting.enabled:
         return {}
+    registration = folder.read_json(registration_path(folder)) if registration_path(folder).exists() else None
     try:
-        reported = write_report(run_dir)
-        registration = registration_path(folder)
-        if registration.exists():
+        reported = write_report(run_dir, previous_run_dir=_champion_run(folder, settings, registration))
+        if registration:
             from forecasting.registry.tracking import attach_files
 
-            attach_files(settings, folder.read_json(registration)["mlflow_run_id"],
+            attach_files(settings, registration["mlflow_run_id"],
                          [Path(reported["report"]), Path(reported["metrics"])], "report")
     except Exception as exc:
         logger.exception("run %s: the report failed", folder.run_id)

@@ -6,7 +6,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from forecasting.config import Settings
 from forecasting.registry.integrity import HASH_TAG, verify
+from forecasting.registry.store import tracking_uri
 from forecasting.registry.tracking import RUN_ID_TAG
 
 BUNDLE_PATH = "bundle"
@@ -95,3 +97,16 @@ def load_verified(model_uri: str, tracking_uri: str | None = None, destination: 
     folder = Path(destination) if destination else Path(tempfile.mkdtemp(prefix="forecasting-bundle-"))
     local = download_verified(client, name, version, folder)
     return mlflow.pyfunc.load_model(str(local))
+
+
+def pipeline_run_id(settings: Settings, version: str) -> str:
+    """The pipeline run id that registered ``version`` ("" when the version is unknown)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(settings)
+    try:
+        found = MlflowClient(uri, uri).get_model_version(settings.registry.model_name, version)
+    except MlflowException:
+        return ""
+    return str(found.tags.get(RUN_ID_TAG, ""))

@@ -151,6 +151,8 @@ def test_switching_margin_keeps_the_champions_winners(store: dict, first: dict):
     assert (kept["winner"] == champion.reindex(kept.index)).all()
     without = pd.read_parquet(store["root"] / "runs" / RUN_IDS[1] / "ledger.parquet").set_index("unique_id")
     assert (without.loc[kept.index, "winner"] != kept["winner"]).all()  # the margin decided these
+    # its report compares with the champion's run (version 1), not with the newer challenger's
+    assert third["previous_run"] == RUN_IDS[0] != RUN_IDS[1]
 
 
 def _bundle_winners(store: dict, version: str) -> pd.DataFrame:
