@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -298,8 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = "warning" if args.verbose else "error"
     for noisy in ("distributed", "tornado"):
         logging.getLogger(noisy).setLevel(quiet.upper())
-    # distributed sets its own loggers from dask's config when it is first imported (later, lazily)
+    # distributed and mlflow set up their own loggers when first imported (later, lazily)
     dask.config.set({"logging": {"distributed": quiet}})
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", quiet.upper())
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler
     try:
         result = handler(args)
