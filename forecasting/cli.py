@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import dask
-
 from forecasting import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATA, EXIT_CIRCUIT_BREAKER = 0, 1, 2, 3, 4
@@ -300,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("distributed", "tornado"):
         logging.getLogger(noisy).setLevel(quiet.upper())
     # distributed and mlflow set up their own loggers when first imported (later, lazily)
+    import dask.config
+
     dask.config.set({"logging": {"distributed": quiet}})
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", quiet.upper())
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler

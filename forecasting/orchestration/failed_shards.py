@@ -36,6 +36,7 @@ def fallback_results(run_dir: str, shard: int) -> BatchResult:
     cheap = settings.model_copy(deep=True)
     cheap.models.candidates = [CandidateSettings(name=name) for name in settings.models.fallback]
     cheap.selection.ensemble_top_k = 0
+    cheap.ensemble.weighted = False
     history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     ids = sorted(history["unique_id"].unique())

@@ -38,13 +38,11 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     record_stage_time(run_dir, "train", timings["train"])
 
     started = time.perf_counter()
-    summary = finalize_run(run_dir)  # and registration
+    summary = finalize_run(run_dir)  # and registration; the task functions record their stage times
     timings["finalize"] = time.perf_counter() - started
-    record_stage_time(run_dir, "finalize", timings["finalize"])
     started = time.perf_counter()
     summary.update(publish_run(run_dir))
     timings["publish"] = time.perf_counter() - started
-    record_stage_time(run_dir, "publish", timings["publish"])
     summary["run_dir"] = run_dir
     started = time.perf_counter()
     summary.update(report_run(run_dir))

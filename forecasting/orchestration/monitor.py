@@ -63,6 +63,8 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
     history = history.assign(ds=pd.to_datetime(history["ds"]), unique_id=history["unique_id"].astype(str))
     if as_of:
         history = history[history["ds"] <= pd.Timestamp(as_of)]
+    if history.empty:
+        raise ValueError(f"retraining check as of {as_of}: the input has no history to judge forecasts against")
     evaluation_date = pd.Timestamp(history["ds"].max())
     engine = database_engine(settings)
     store.ensure_tables(engine)

@@ -80,10 +80,17 @@ def make_run_id(as_of: pd.Timestamp, data_fingerprint: str, settings: Settings, 
             "plugins": plugin_versions(settings),
             "versions": _package_versions(),
             "series": sorted(series) if series else None,
+            "covariates": _covariate_digests(settings),
         },
         sort_keys=True,
     )
     return f"{as_of:%Y%m%d}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def _covariate_digests(settings: Settings) -> dict[str, str]:
+    """Content hashes of the covariate files: editing one in place is different work."""
+    files = {"path": settings.covariates.path, "static_path": settings.covariates.static_path}
+    return {key: hashlib.sha256(Path(path).read_bytes()).hexdigest() for key, path in files.items() if path}
 
 
 def _package_versions() -> dict[str, str]:

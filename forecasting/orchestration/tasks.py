@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from forecasting.data.source import read_file_snapshot, read_query_snapshot
 from forecasting.orchestration.failed_shards import failed_shards, fallback_results
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.registration import register, registration_path
-from forecasting.orchestration.reporting import write_report
+from forecasting.orchestration.reporting import record_stage_time, write_report
 from forecasting.orchestration.run_folder import RunFolder, load_run
-from forecasting.orchestration.shards import read_shard_results, train_shard
+from forecasting.orchestration.shards import read_shard_results, train_global_shard, train_shard
 from forecasting.publishing.table import write_atomic
 from forecasting.training.batch import BatchResult
 
@@ -72,8 +73,11 @@ def prepare(
     """
     if not as_of and scheduled and dated_source(config):
         as_of = scheduled
+    started = time.perf_counter()
     settings = with_snapshot(run_settings(config, as_of))
-    return prepare_run(settings, list(series) if series else None)
+    prepared = prepare_run(settings, list(series) if series else None)
+    record_stage_time(prepared["run_dir"], "prepare", time.perf_counter() - started)
+    return prepared
 
 
 def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
@@ -84,33 +88,40 @@ def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
     from forecasting.orchestration.executors import dask_client, run_batches_dask
 
     with dask_client(settings) as client:
+        # the shard's global candidates first, as one task on the cluster (not in the Airflow worker)
+        client.submit(train_global_shard, run_dir, shard, pure=False).result()
         return train_shard(run_dir, shard, run_batches=lambda tasks: run_batches_dask(client, tasks))
 
 
 def finalize_run(run_dir: str) -> dict[str, Any]:
     """Combine the shards (the series of shards that failed after their retries fall back), then
     register the run's bundle version."""
+    started = time.perf_counter()
     folder, manifest, settings = load_run(run_dir)
     failed = failed_shards(run_dir, manifest["shards"])
     healthy = [s for s in manifest["shards"] if s not in failed]
     parts = [read_shard_results(folder, healthy)] if healthy else []
     parts += [fallback_results(run_dir, shard) for shard in failed]
     summary = finalize(run_dir, BatchResult.concat(parts))
-    registration = register(run_dir)  # {} with the registry disabled
-    if registration:
-        summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
     if failed:
         ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "reason"])
         summary["failed_shards"] = failed
         summary["failed_shard_series"] = sorted(ledger.loc[ledger["reason"] == "shard_failed", "unique_id"])
         folder.write_json(folder.summary, summary)
+    registration = register(run_dir)  # {} with the registry disabled; adds "mlflow" to summary.json
+    if registration:
+        summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
+    record_stage_time(run_dir, "finalize", time.perf_counter() - started)
     return summary
 
 
 def publish_run(run_dir: str) -> dict[str, Any]:
     """Publish the run's forecasts: the Parquet table of its origin and the SQL table."""
+    started = time.perf_counter()
     folder, manifest, _ = load_run(run_dir)
-    return {**publish(run_dir), "run_id": folder.run_id, "as_of": manifest["as_of"]}
+    published = publish(run_dir)
+    record_stage_time(run_dir, "publish", time.perf_counter() - started)
+    return {**published, "run_id": folder.run_id, "as_of": manifest["as_of"]}
 
 
 def _champion_run(folder: RunFolder, settings: Settings, registration: dict[str, Any] | None) -> Path | None:

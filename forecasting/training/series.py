@@ -146,7 +146,11 @@ def _clearly_beaten(
     margin = plan.skip_expensive_margin
     if margin is None or not candidate.expensive or not result.losses or len(plan.candidates) < 2:
         return False
-    best_cheap = min(losses[0] for losses in result.losses.values())
+    cheap = {c.label for c in plan.candidates if not c.expensive}
+    first_losses = [losses[0] for label, losses in result.losses.items() if label in cheap and np.isfinite(losses[0])]
+    if not first_losses:
+        return False
+    best_cheap = min(first_losses)
     loss = _score(y, first, forecast, plan)["scaled_quantile_loss"]
     return bool(np.isfinite(loss) and loss > best_cheap * (1.0 + margin))
 
