@@ -23,14 +23,21 @@ from forecasting.reporting import prometheus
 def _latest_forecasts(engine: sa.Engine, table_name: str, before: pd.Timestamp) -> pd.DataFrame:
     """Each series' newest published forecast with an origin before ``before``."""
     table = sa.Table(table_name, sa.MetaData(), autoload_with=engine)
+    # the database picks the newest origin per series: older origins never leave it
+    newest = (
+        sa.select(table.c.unique_id, sa.func.max(table.c.forecast_origin).label("origin"))
+        .where(table.c.forecast_origin < before.to_pydatetime())
+        .group_by(table.c.unique_id)
+        .subquery()
+    )
+    joined = table.join(
+        newest, sa.and_(table.c.unique_id == newest.c.unique_id, table.c.forecast_origin == newest.c.origin)
+    )
     with engine.connect() as connection:
-        frame = pd.read_sql(sa.select(table).where(table.c.forecast_origin < before.to_pydatetime()), connection)
-    if frame.empty:
-        return frame
+        frame = pd.read_sql(sa.select(table).select_from(joined), connection)
     for column in ("forecast_origin", "ds"):
         frame[column] = pd.to_datetime(frame[column])
-    newest = frame.groupby("unique_id")["forecast_origin"].transform("max")
-    return frame[frame["forecast_origin"] == newest]
+    return frame
 
 
 def _backtest_reference(root: Path, live: pd.DataFrame, history: pd.DataFrame, quantiles: list[float]) -> pd.Series:
