@@ -236,5 +236,6 @@ def register_run(record: RunRecord) -> dict[str, Any]:
 
 def bundle_forecasts(settings: Settings, version: str, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """Forecasts of registered ``version`` (verified) for the series in ``history``, refitted on it."""
-    model = load_verified(f"models:/{settings.registry.model_name}/{version}", tracking_uri(settings))
-    return model.predict(history[["unique_id", "ds", "y"]], params={"horizon": horizon})
+    with tempfile.TemporaryDirectory(prefix="forecasting-bundle-") as folder:  # one per publish: not left behind
+        model = load_verified(f"models:/{settings.registry.model_name}/{version}", tracking_uri(settings), Path(folder))
+        return model.predict(history[["unique_id", "ds", "y"]], params={"horizon": horizon})
