@@ -33,7 +33,11 @@ def _quantile_list(text: str) -> list[float]:
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML settings file (flags override it)")
-    parser.add_argument("--data", type=Path, help="history in long format (Parquet or CSV: unique_id, ds, y); default: the demo panel")
+    parser.add_argument("--data", type=Path, help="history in long format (Parquet or CSV: one row per series and period); default: the demo panel")
+    parser.add_argument("--id-col", help="the file's column holding the series id (default unique_id; config data.id_col)")
+    parser.add_argument("--time-col", help="the file's column holding the date (default ds; config data.time_col)")
+    parser.add_argument("--target-col", help="the file's column holding the value to forecast (default y; config data.target_col)")
+    parser.add_argument("--date-format", help="how the dates are written, e.g. %%d/%%m/%%Y (default: recognised; config data.date_format)")
     parser.add_argument("--freq", help="pandas frequency of the series, e.g. W-SUN, W-FRI, MS, D (default W-SUN)")
     parser.add_argument("--horizon", type=int, help="periods to forecast (default 13)")
     parser.add_argument("--season-length", type=int, help="periods per season (default implied by --freq: W 52, M 12, Q 4, D 7, H 24)")
@@ -47,6 +51,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     flags = {
         ("data", "path"): args.data,
+        ("data", "id_col"): args.id_col,
+        ("data", "time_col"): args.time_col,
+        ("data", "target_col"): args.target_col,
+        ("data", "date_format"): args.date_format,
         ("forecast", "freq"): args.freq,
         ("forecast", "horizon"): args.horizon,
         ("forecast", "season_length"): args.season_length,
@@ -137,8 +145,16 @@ def _settings(args: argparse.Namespace):
     return load_settings(args.config, _overrides(args))
 
 
+def _demo_notice(settings: Any) -> None:
+    """Say on stderr when the input is the built-in demo panel (no --data, no data.path)."""
+    if settings.data.path is None:
+        print(f"note: no --data given: using the built-in demo panel ({settings.demo.n_series} synthetic series); "
+              "pass --data FILE for your own history", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     settings = _settings(args)  # first: a bad setting fails before the heavy imports below
+    _demo_notice(settings)
 
     from forecasting.orchestration.executors import shutdown_embedded_cluster
     from forecasting.orchestration.local import run_weekly
@@ -153,7 +169,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
     from forecasting.orchestration.checks import validate_only
 
-    return validate_only(_settings(args))
+    settings = _settings(args)
+    _demo_notice(settings)
+    return validate_only(settings)
 
 
 def _explain(args: argparse.Namespace) -> dict[str, Any]:
@@ -239,10 +257,33 @@ def _exit_code(exc: BaseException) -> int:
     return EXIT_FAILURE
 
 
+def _format_validate(result: dict[str, Any]) -> str:
+    def counts(mapping: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in mapping.items()) or "none"
+
+    lines = [
+        f"input: {result['source']} (as of {result['as_of'][:10]}, freq {result['freq']})",
+        f"series: {result['n_input_series']}, quarantined {result['quarantined']} ({result['quarantine_share']:.1%})"
+        + (f", rows after as-of trimmed {result['trimmed_rows']}" if result["trimmed_rows"] else ""),
+        f"quarantine reasons: {counts(result['quarantine_reasons'])}",
+        f"repairs: {counts(result['repairs'])}",
+        f"lifecycle: {counts(result['lifecycle'])}",
+    ]
+    limit = result["max_quarantine_share"]
+    if result["circuit_breaker"] == "tripped":
+        lines.append(f"circuit breaker: TRIPPED ({result['quarantine_share']:.1%} quarantined, limit {limit:.0%}): "
+                     f"`forecasting run` would stop here with exit code {EXIT_CIRCUIT_BREAKER}")
+    else:
+        lines.append(f"circuit breaker: ok ({result['quarantine_share']:.1%} quarantined, limit {limit:.0%})")
+    return "\n".join(lines)
+
+
 def format_summary(command: str, result: dict[str, Any]) -> str:
     """A short human-readable summary of a command's result."""
     if command == "plugins":
         return _format_plugins(result)
+    if command == "validate":
+        return _format_validate(result)
     if command == "explain":
         return "\n".join([f"{result['series']} in run {result['run_id']}: {result['status']}", *result["verdict"], result["path"]])
     if command != "run":

@@ -49,9 +49,12 @@ class DataSettings(_Section):
     """Where the history comes from and what its columns are."""
 
     path: Path | None = Field(None, description="Parquet or CSV file in long format; None = demo panel.")
-    id_col: str = "unique_id"
-    time_col: str = "ds"
-    target_col: str = "y"
+    id_col: str = Field("unique_id", min_length=1, description="The file's column holding the series id.")
+    time_col: str = Field("ds", min_length=1, description="The file's column holding the date.")
+    target_col: str = Field("y", min_length=1, description="The file's column holding the value to forecast.")
+    date_format: str | None = Field(
+        None, description="strftime format of the dates, e.g. '%d/%m/%Y'; None = recognised (ambiguous dates refused)."
+    )
 
 
 class DemoSettings(_Section):
@@ -101,7 +104,7 @@ class ForecastSettings(_Section):
 
 
 class ValidationSettings(_Section):
-    """Per-series data policies (see README, 'Validation and status codes')."""
+    """Per-series data policies (see docs/user-guide.md, 'Validation and status codes')."""
 
     duplicates: Literal["quarantine", "sum", "last"] = "quarantine"
     non_finite: Literal["quarantine", "drop"] = "quarantine"

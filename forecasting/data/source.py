@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from forecasting.data.database import engine_for
-from forecasting.data.io import DataReadError, read_history
+from forecasting.data.io import DataReadError, map_columns, read_history
 
 
 def snapshot_paths(path_template: str, as_of: pd.Timestamp) -> list[Path]:
@@ -27,12 +27,14 @@ def snapshot_paths(path_template: str, as_of: pd.Timestamp) -> list[Path]:
     return matches
 
 
-def read_file_snapshot(path_template: str, as_of: pd.Timestamp, id_col: str, time_col: str, target_col: str) -> pd.DataFrame:
-    frames = [read_history(p, id_col, time_col, target_col) for p in snapshot_paths(path_template, as_of)]
+def read_file_snapshot(path_template: str, as_of: pd.Timestamp, id_col: str, time_col: str, target_col: str,
+                       date_format: str | None = None) -> pd.DataFrame:
+    frames = [read_history(p, id_col, time_col, target_col, date_format) for p in snapshot_paths(path_template, as_of)]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def read_query_snapshot(query: str, url_env: str, as_of: pd.Timestamp, id_col: str, time_col: str, target_col: str) -> pd.DataFrame:
+def read_query_snapshot(query: str, url_env: str, as_of: pd.Timestamp, id_col: str, time_col: str, target_col: str,
+                        date_format: str | None = None) -> pd.DataFrame:
     """Rows of ``query`` run with ``:as_of``; the database URL comes from the variable ``url_env``."""
     url = os.environ.get(url_env)
     if not url:
@@ -42,5 +44,4 @@ def read_query_snapshot(query: str, url_env: str, as_of: pd.Timestamp, id_col: s
             frame = pd.read_sql(sa.text(query), connection, params={"as_of": pd.Timestamp(as_of).to_pydatetime()})
     except sa.exc.SQLAlchemyError as exc:
         raise DataReadError(f"source.query failed for as_of {pd.Timestamp(as_of):%Y-%m-%d}: {exc}") from exc
-    renames = {id_col: "unique_id", time_col: "ds", target_col: "y"}
-    return frame.rename(columns={k: v for k, v in renames.items() if k != v})
+    return map_columns(frame, "source.query", id_col, time_col, target_col, date_format)

@@ -1,4 +1,9 @@
-"""``forecasting validate``: the validation and lifecycle report, without running models."""
+"""``forecasting validate``: the validation and lifecycle report, without running models.
+
+Its exit code is the one ``forecasting run`` would end with on the same input before any
+model runs: 0, 2 (a frequency that does not fit the dates), 3 (an unreadable file) or 4
+(the circuit breaker), so it serves as a pre-check in CI or a DAG.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,35 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.frequency import require_fitting_frequency
 from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.validation import validate_history
 from forecasting.orchestration.pipeline import load_input, min_backtest_length
+
+EXIT_CIRCUIT_BREAKER = 4
 
 
 def validate_only(settings: Settings) -> dict[str, Any]:
     """Validate the configured input; report quarantine reasons, repairs and lifecycle classes."""
     raw, source = load_input(settings)
     as_of = pd.Timestamp(settings.forecast.as_of) if settings.forecast.as_of else pd.to_datetime(raw["ds"]).max()
+    require_fitting_frequency(raw["ds"], settings.forecast.freq, settings.data.time_col)
     report = validate_history(raw, settings.forecast.freq, as_of, settings.validation)
     lifecycle = classify_lifecycle(
         report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
     )
     limit = settings.validation.max_quarantine_share
-    return {
+    tripped = report.quarantine_share > limit
+    result: dict[str, Any] = {
         "source": source,
         "as_of": as_of.isoformat(),
+        "freq": settings.forecast.freq,
         "n_input_series": report.n_input_series,
         "trimmed_rows": report.trimmed_rows,
         "quarantined": int(len(report.quarantine)),
         "quarantine_share": round(report.quarantine_share, 4),
-        "circuit_breaker": "tripped" if report.quarantine_share > limit else "ok",
+        "max_quarantine_share": limit,
+        "circuit_breaker": "tripped" if tripped else "ok",
         "quarantine_reasons": {str(k): int(v) for k, v in report.quarantine["reason"].value_counts().items()},
         "quarantine_examples": report.quarantine.head(20).to_dict(orient="records"),
         "repairs": {str(k): int(v) for k, v in report.repairs.groupby("repair")["count"].sum().items()}
@@ -36,3 +48,6 @@ def validate_only(settings: Settings) -> dict[str, Any]:
         else {},
         "lifecycle": {str(k): int(v) for k, v in lifecycle["lifecycle"].value_counts().items()},
     }
+    if tripped:
+        result["exit_code"] = EXIT_CIRCUIT_BREAKER
+    return result

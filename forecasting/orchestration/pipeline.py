@@ -23,6 +23,7 @@ from forecasting.config import ConfigError, Settings
 from forecasting.data.contract import STATUS_QUARANTINED
 from forecasting.data.database import database_engine
 from forecasting.data.demo import generate_demo_panel
+from forecasting.data.frequency import require_fitting_frequency
 from forecasting.data.io import fingerprint, read_history
 from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.sharding import assign_shards
@@ -48,7 +49,8 @@ def load_input(settings: Settings) -> tuple[pd.DataFrame, str]:
         panel = generate_demo_panel(demo.n_series, demo.n_periods, settings.forecast.freq, demo.end, demo.seed)
         return panel, f"demo(n_series={demo.n_series}, n_periods={demo.n_periods}, seed={demo.seed})"
     data = settings.data
-    return read_history(data.path, data.id_col, data.time_col, data.target_col), str(Path(data.path).resolve())
+    frame = read_history(data.path, data.id_col, data.time_col, data.target_col, data.date_format)
+    return frame, str(Path(data.path).resolve())
 
 
 def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
@@ -123,6 +125,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
         if raw.empty:
             raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
 
+    require_fitting_frequency(raw["ds"], settings.forecast.freq, settings.data.time_col)
     report = validate_history(raw, settings.forecast.freq, as_of, settings.validation)
     if report.n_input_series == 0:
         raise DataSchemaError(f"no series has data at or before as_of {as_of:%Y-%m-%d} ({report.trimmed_rows} rows after it)")

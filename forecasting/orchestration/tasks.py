@@ -44,9 +44,11 @@ def with_snapshot(settings: Settings) -> Settings:
         raise ValueError("source.path_template / source.query need an as_of date")
     as_of = pd.Timestamp(settings.forecast.as_of)
     if source.query:
-        frame = read_query_snapshot(source.query, source.url_env, as_of, data.id_col, data.time_col, data.target_col)
+        frame = read_query_snapshot(source.query, source.url_env, as_of, data.id_col, data.time_col, data.target_col,
+                                    data.date_format)
     else:
-        frame = read_file_snapshot(source.path_template, as_of, data.id_col, data.time_col, data.target_col)
+        frame = read_file_snapshot(source.path_template, as_of, data.id_col, data.time_col, data.target_col,
+                                   data.date_format)
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:12]
     path = Path(settings.output.root).resolve() / "snapshots" / f"{as_of:%Y%m%d}-{digest}.parquet"
     if not path.exists():
@@ -54,6 +56,7 @@ def with_snapshot(settings: Settings) -> Settings:
     updated = settings.model_copy(deep=True)
     updated.data.path = path
     updated.data.id_col, updated.data.time_col, updated.data.target_col = "unique_id", "ds", "y"
+    updated.data.date_format = None  # the snapshot holds parsed dates
     return updated
 
 
