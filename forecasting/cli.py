@@ -107,9 +107,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="why a series got its forecast: leaderboard, winner's margin, backtest chart")
     explain.add_argument("series_id", metavar="SERIES_ID", help="the series to explain")
-    explain.add_argument("--output", type=Path, required=True, help="directory to write the explanation (HTML or PNG) into")
+    explain.add_argument("--output", type=Path, help="output root holding runs/, as for run (default: output.root of --config, ./output)")
     explain.add_argument("--run", dest="run_id", help="run id (default: the newest finished run under the output root)")
-    explain.add_argument("--output-root", type=Path, help="output root holding runs/ (default: output.root of the settings)")
+    explain.add_argument("--to", type=Path, dest="destination", help="directory to write the explanation into (default: the run folder)")
     explain.add_argument("--format", choices=["html", "png"], default="html", help="html (leaderboard, verdict, charts) or png (the backtest chart)")
     explain.add_argument("--config", type=Path, help="YAML settings file (for output.root)")
     explain.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line of stdout")
@@ -178,8 +178,8 @@ def _explain(args: argparse.Namespace) -> dict[str, Any]:
     from forecasting.config import load_settings
     from forecasting.orchestration.reporting import explain
 
-    root = args.output_root or load_settings(args.config).output.root
-    return explain(args.series_id, args.output, root, args.run_id, args.format)
+    root = args.output or load_settings(args.config).output.root
+    return explain(args.series_id, args.destination, root, args.run_id, args.format)
 
 
 def _demo_data(args: argparse.Namespace) -> dict[str, Any]:

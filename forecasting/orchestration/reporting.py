@@ -24,8 +24,10 @@ from forecasting.reporting.report import SeriesSample, render_report
 from forecasting.reporting.sampling import choose_samples
 
 REPORT, METRICS, TIMINGS = "report.html", "metrics.prom", "timings.json"
+REGISTRATION = "registration.json"  # written by the register step (finalize)
 TEXTFILE_NAME = "forecasting.prom"
-STAGES = ("prepare", "train", "finalize", "publish")
+REPORT_STAGE = "report"
+STAGES = ("prepare", "train", "finalize", "publish", REPORT_STAGE)
 
 
 def record_stage_time(run_dir: str | Path, stage: str, seconds: float) -> None:
@@ -134,6 +136,7 @@ def write_report(
     ``find_previous`` is False). ``monitoring``: the retraining loop's figures
     (``prometheus.MONITORING_METRICS``), exported beside the run's.
     """
+    started = time.perf_counter()
     folder, manifest, settings = load_run(run_dir)
     ledger = pd.read_parquet(folder.output("ledger"))
     leaderboard = pd.read_parquet(folder.output("leaderboard"))
@@ -147,14 +150,24 @@ def write_report(
     if previous_run_dir is not None:
         before = RunFolder(Path(previous_run_dir))
         previous = (before.run_id, pd.read_parquet(before.output("ledger")), pd.read_parquet(before.output("leaderboard")))
-    figures = collect_figures(folder.run_id, manifest["as_of"], ledger, leaderboard, quantiles, backtest,
-                              _timings(folder), previous)
+    summary = folder.read_json(folder.summary) if folder.summary.exists() else {}
+    registration = folder.path / REGISTRATION
+    labels: dict[str, list[str]] = {}
+    for candidate in settings.models.candidates:
+        labels.setdefault(candidate.name, []).append(candidate.label)
+    figures = collect_figures(
+        folder.run_id, manifest["as_of"], ledger, leaderboard, quantiles, backtest, _timings(folder), previous,
+        configured=[c.label for c in settings.models.candidates],
+        plugins={"isolation": manifest.get("plugin_isolation"), "versions": manifest.get("plugins"), "labels": labels},
+        decision=folder.read_json(registration) if registration.exists() else None,
+        out_of_sample=summary.get("out_of_sample"),
+    )
     changed = list(changed_winners(ledger, previous[1])) if previous else []
     samples = _samples(folder, manifest, ledger, leaderboard, changed, settings.reporting.max_fan_charts,
                        settings.reporting.history_periods)
     context = {"source": manifest.get("source", ""), "candidates": len(settings.models.candidates),
                "backtest windows": settings.backtest.n_windows, "horizon": settings.forecast.horizon}
-    html = render_report(figures, samples, quantiles, context)
+    html = render_report(figures, samples, quantiles, context, started=started)
     report_path, metrics_path = folder.path / REPORT, folder.path / METRICS
     write_text_atomic(report_path, html)
 
@@ -172,7 +185,10 @@ def write_report(
     if previous:
         result["previous_run"] = previous[0]
     summary = folder.read_json(folder.summary) if folder.summary.exists() else {}
-    summary.update({k: v for k, v in result.items() if k != "report_figures"}, timings_seconds=figures.timings_seconds)
+    timings = dict(figures.timings_seconds)
+    timings[REPORT_STAGE] = round(time.perf_counter() - started, 3)
+    record_stage_time(folder.path, REPORT_STAGE, timings[REPORT_STAGE])
+    summary.update({k: v for k, v in result.items() if k != "report_figures"}, timings_seconds=timings)
     folder.write_json(folder.summary, summary)
     return result
 
@@ -182,7 +198,7 @@ def newest_run(output_root: str | Path) -> RunFolder:
     runs = Path(output_root).resolve() / "runs"
     finished = [p for p in runs.iterdir() if _finished(p)] if runs.is_dir() else []
     if not finished:
-        raise ConfigError(f"no finished run under {runs}: run `forecasting run` first or pass --output-root")
+        raise ConfigError(f"no finished run under {runs}: run `forecasting run` first, or pass the output root with --output")
     return RunFolder(max(finished, key=lambda p: (p / "manifest.json").stat().st_mtime))
 
 
@@ -203,9 +219,10 @@ def _series_frames(folder: RunFolder, series_id: str) -> dict[str, pd.DataFrame]
     }
 
 
-def explain(series_id: str, output_dir: str | Path, output_root: str | Path = "output",
+def explain(series_id: str, output_dir: str | Path | None = None, output_root: str | Path = "output",
             run_id: str | None = None, fmt: str = "html") -> dict[str, Any]:
-    """Write why ``series_id`` got its forecast in a run (default: the newest) to ``output_dir``."""
+    """Write why ``series_id`` got its forecast in a run (default: the newest) to ``output_dir``
+    (default: the run folder)."""
     if fmt not in ("html", "png"):
         raise ConfigError(f"explain: format must be html or png, got {fmt!r}")
     if run_id is not None:
@@ -225,7 +242,7 @@ def explain(series_id: str, output_dir: str | Path, output_root: str | Path = "o
     else:
         frames = _series_frames(folder, series_id)
     explanation = explaining.SeriesExplanation(series_id, folder.run_id, row, **frames)
-    output = Path(output_dir)
+    output = Path(output_dir) if output_dir is not None else folder.path
     output.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in series_id)
     path = output / f"explain-{safe}-{folder.run_id}.{fmt}"

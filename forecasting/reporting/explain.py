@@ -21,7 +21,7 @@ from forecasting.data.contract import (
     quantile_label,
 )
 from forecasting.reporting import charts
-from forecasting.reporting.report import forecast_band, template_environment
+from forecasting.reporting.report import forecast_band, non_negative, template_environment
 
 TOP_CANDIDATES = 3
 BACKTEST_CONTEXT = 52  # periods of history drawn before the first backtest window
@@ -67,6 +67,10 @@ class SeriesExplanation:
         return {"winner": str(best["candidate"]), "runner_up": str(second["candidate"]),
                 "winner_loss": float(best["scaled_quantile_loss"]), "runner_up_loss": float(second["scaled_quantile_loss"]),
                 "margin": lead, "relative_margin": relative}
+
+    def floor(self) -> float | None:
+        """0 for a series whose history has no negative value (its forecasts are drawn from 0 up)."""
+        return 0.0 if non_negative(self.history) else None
 
     def switching(self) -> dict[str, str]:
         return {c: str(self.ledger[c]) for c in SWITCHING_COLUMNS if c in self.ledger and str(self.ledger[c]) not in ("", "nan", "None")}
@@ -118,11 +122,12 @@ class SeriesExplanation:
 
 def _backtest_bands(explanation: SeriesExplanation, quantiles: Sequence[float]) -> list[charts.Band]:
     bands = []
+    floor = explanation.floor()
     board = explanation.leaderboard.sort_values("rank")
     for i, candidate in enumerate(board["candidate"].head(TOP_CANDIDATES)):
         rows = explanation.backtest[explanation.backtest["candidate"] == candidate]
         for j, (_, window) in enumerate(rows.groupby("cutoff")):
-            band = forecast_band(window.sort_values("ds"), quantiles, candidate if j == 0 else "_nolegend_")
+            band = forecast_band(window.sort_values("ds"), quantiles, candidate if j == 0 else "_nolegend_", floor)
             bands.append(charts.Band(band.label, band.ds, band.lower, band.median, band.upper, charts.palette(i)))
     return bands
 
@@ -143,7 +148,7 @@ def backtest_chart(explanation: SeriesExplanation, quantiles: Sequence[float]) -
 def forecast_chart(explanation: SeriesExplanation, quantiles: Sequence[float]) -> bytes | None:
     if explanation.forecast.empty:
         return None
-    band = forecast_band(explanation.forecast, quantiles, f"{explanation.model} p50")
+    band = forecast_band(explanation.forecast, quantiles, f"{explanation.model} p50", explanation.floor())
     title = f"{explanation.unique_id}: published forecast ({explanation.model}, {explanation.status})"
     return charts.fan_chart(title, explanation.history, [band], size=(9.0, 3.0))
 

@@ -6,6 +6,7 @@ ledger and leaderboard directly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,46 @@ class Coverage:
     by_horizon: dict[int, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CandidateFigures:
+    """One candidate of the run: where it was backtested, its loss, how often it won and failed."""
+
+    candidate: str
+    kind: str  # "built-in", "plug-in", "ensemble"
+    series: int  # series it was backtested on
+    mean_loss: float  # mean scaled quantile loss over those series (nan when none)
+    median_loss: float
+    wins: int  # series whose backtest winner it was
+    published: int  # series whose published forecast it made
+    failures: int  # series where it failed at least once (backtest, refit or quality gate)
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """Series where one model failed at one stage, grouped by the kind of failure."""
+
+    model: str
+    stage: str  # backtest, refit, quality gate
+    kind: str  # the error type (and the isolation outcome of a plug-in: timeout, crash, memory)
+    n_series: int
+    examples: list[str]
+
+
+@dataclass(frozen=True)
+class PluginFigures:
+    """A plug-in that was configured: its version, how it ran, and what it did in this run."""
+
+    name: str
+    distribution: str  # dist==version
+    process: str
+    network: str
+    limits: dict[str, float]
+    series: int
+    wins: int
+    published: int
+    failures: dict[str, int]  # isolation outcome (timeout, crash, memory, error, ...) -> series
+
+
 @dataclass
 class RunFigures:
     """Everything the run report shows, as numbers."""
@@ -82,6 +123,11 @@ class RunFigures:
     previous_run_id: str | None
     coverage: Coverage | None
     timings_seconds: dict[str, float]
+    candidates: list[CandidateFigures] = field(default_factory=list)
+    failures: list[FailureCount] = field(default_factory=list)
+    plugins: list[PluginFigures] = field(default_factory=list)
+    decision: dict[str, Any] | None = None  # registration.json: version, alias and the decision's numbers
+    out_of_sample: dict[str, Any] | None = None  # summary.json's out_of_sample block, as recorded
 
 
 def reason_counts(ledger: pd.DataFrame, status: str) -> list[ReasonCount]:
@@ -191,6 +237,107 @@ def coverage(leaderboard: pd.DataFrame, backtest: pd.DataFrame | None, quantiles
     )
 
 
+_FAILURE_PATTERNS = (
+    (re.compile(r"^(?P<model>[^:|]+?) backtest: (?P<kind>[A-Za-z_][\w.]*)(?::\s*(?P<detail>[\w-]+))?"), "backtest"),
+    (re.compile(r"^refit_failed: (?P<model>[^:]+): (?P<kind>[A-Za-z_][\w.]*)(?::\s*(?P<detail>[\w-]+))?"), "refit"),
+    (re.compile(r"^quality_gate: (?P<model>[^:]+): (?P<kind>\S+)"), "quality gate"),
+)
+# The first word of an isolated plug-in's error says how its child process ended.
+ISOLATION_OUTCOMES = ("timeout", "crash", "memory", "killed", "signal", "exit", "missing", "error")
+
+
+def parse_failure(text: str) -> tuple[str, str, str]:
+    """(model, stage, kind) of one ledger failure entry; ("?", "", text) when its form is unknown."""
+    text = text.strip()
+    for pattern, stage in _FAILURE_PATTERNS:
+        match = pattern.match(text)
+        if match:
+            kind = match.group("kind").rstrip(":")
+            detail = match.groupdict().get("detail")
+            if kind == "IsolatedFitError" and detail:
+                kind = f"{kind}: {detail}"
+            return match.group("model").strip(), stage, kind
+    return "?", "", text[:60]
+
+
+def _failure_entries(ledger: pd.DataFrame) -> pd.DataFrame:
+    """One row per (series, model, stage, kind) found in the ledger's failures column."""
+    columns = ["unique_id", "model", "stage", "kind"]
+    if "failures" not in ledger:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for unique_id, text in zip(ledger["unique_id"].astype(str), ledger["failures"].fillna("").astype(str), strict=True):
+        for entry in filter(None, (part.strip() for part in text.split(" | "))):
+            rows.append((unique_id, *parse_failure(entry)))
+    return pd.DataFrame(rows, columns=columns).drop_duplicates()
+
+
+def failure_counts(ledger: pd.DataFrame) -> list[FailureCount]:
+    """Series per model, stage and kind of failure, most frequent first."""
+    entries = _failure_entries(ledger)
+    out = []
+    for (model, stage, kind), group in entries.groupby(["model", "stage", "kind"], sort=False):
+        ids = sorted(group["unique_id"].unique())
+        out.append(FailureCount(str(model), str(stage), str(kind), len(ids), ids[:_EXAMPLES]))
+    return sorted(out, key=lambda f: (-f.n_series, f.model, f.stage, f.kind))
+
+
+def candidate_figures(
+    leaderboard: pd.DataFrame, ledger: pd.DataFrame, configured: Sequence[str] = (), plugins: Sequence[str] = ()
+) -> list[CandidateFigures]:
+    """Every configured candidate (and the ensembles that competed), in the configured order."""
+    by_candidate = leaderboard.groupby("candidate") if not leaderboard.empty else None
+    wins = leaderboard.loc[leaderboard["is_winner"].astype(bool), "candidate"].value_counts() if not leaderboard.empty else pd.Series(dtype=int)
+    models = ledger.get("model", pd.Series(dtype=object)).fillna("")
+    published = models[models != ""].value_counts()
+    entries = _failure_entries(ledger)
+    failed = entries.groupby("model")["unique_id"].nunique() if not entries.empty else pd.Series(dtype=int)
+    seen = list(leaderboard["candidate"].unique()) if not leaderboard.empty else []
+    names = list(dict.fromkeys([*configured, *seen]))
+    out = []
+    for name in names:
+        losses = by_candidate.get_group(name)["scaled_quantile_loss"] if by_candidate is not None and name in seen else pd.Series(dtype=float)
+        kind = "plug-in" if name in plugins else "built-in" if name in configured else "ensemble" if configured else ""
+        out.append(CandidateFigures(
+            candidate=str(name), kind=kind, series=int(losses.size),
+            mean_loss=float(losses.mean()) if losses.size else float("nan"),
+            median_loss=float(losses.median()) if losses.size else float("nan"),
+            wins=int(wins.get(name, 0)), published=int(published.get(name, 0)), failures=int(failed.get(name, 0)),
+        ))
+    return out
+
+
+def plugin_figures(
+    isolation: Mapping[str, Any] | None, versions: Mapping[str, str], candidates: Sequence[CandidateFigures],
+    ledger: pd.DataFrame, labels: Mapping[str, Sequence[str]] | None = None,
+) -> list[PluginFigures]:
+    """Per configured plug-in: version, isolation, and its series, wins and failures by outcome.
+
+    ``labels``: plug-in name -> the candidate labels it runs under (an alias), default the name.
+    """
+    if not isolation:
+        return []
+    entries = _failure_entries(ledger)
+    rows = {c.candidate: c for c in candidates}
+    out = []
+    for name in isolation.get("plugins", []):
+        own = list((labels or {}).get(name, [name]))
+        mine = [rows[label] for label in own if label in rows]
+        failures = entries[entries["model"].isin(own)]
+        outcomes: dict[str, int] = {}
+        for kind, group in failures.groupby("kind"):
+            detail = str(kind).split(": ", 1)[-1] if str(kind).startswith("IsolatedFitError") else str(kind)
+            outcomes[detail] = outcomes.get(detail, 0) + int(group["unique_id"].nunique())
+        limits = dict((isolation.get("limits") or {}).get(name, {}))
+        out.append(PluginFigures(
+            name=name, distribution=str(versions.get(name, "")), process=str(isolation.get("process", "")),
+            network=str(isolation.get("network", "")), limits=limits,
+            series=sum(c.series for c in mine), wins=sum(c.wins for c in mine), published=sum(c.published for c in mine),
+            failures=dict(sorted(outcomes.items(), key=lambda item: -item[1])),
+        ))
+    return out
+
+
 def collect_figures(
     run_id: str,
     as_of: str,
@@ -200,14 +347,31 @@ def collect_figures(
     backtest: pd.DataFrame | None = None,
     timings: Mapping[str, float] | None = None,
     previous: tuple[str, pd.DataFrame, pd.DataFrame] | None = None,
+    configured: Sequence[str] = (),
+    plugins: Mapping[str, Any] | None = None,
+    decision: Mapping[str, Any] | None = None,
+    out_of_sample: Mapping[str, Any] | None = None,
 ) -> RunFigures:
-    """The report's figures. ``previous``: (run id, ledger, leaderboard) of the run to compare with."""
+    """The report's figures. ``previous``: (run id, ledger, leaderboard) of the run to compare with;
+    ``configured``: the candidate labels in config order; ``plugins``: ``{"isolation": ..., "versions":
+    ..., "labels": ...}`` from the manifest; ``decision``: registration.json; ``out_of_sample``: the
+    summary's block of that name."""
     counts = {str(k): int(v) for k, v in ledger["status"].value_counts().sort_index().items()}
     vs_previous = None
     if previous is not None:
         previous_id, previous_ledger, previous_board = previous
         vs_previous = compare_with_previous(leaderboard, ledger, previous_board, previous_ledger, previous_id)
+    plugins = plugins or {}
+    isolation = plugins.get("isolation") or {}
+    plugin_labels = {name: list(labels) for name, labels in (plugins.get("labels") or {}).items()}
+    plugin_candidates = [label for name in isolation.get("plugins", []) for label in plugin_labels.get(name, [name])]
+    candidates = candidate_figures(leaderboard, ledger, configured, plugin_candidates)
     return RunFigures(
+        candidates=candidates,
+        failures=failure_counts(ledger),
+        plugins=plugin_figures(isolation, plugins.get("versions") or {}, candidates, ledger, plugin_labels),
+        decision=dict(decision) if decision else None,
+        out_of_sample=dict(out_of_sample) if out_of_sample else None,
         run_id=run_id,
         as_of=as_of,
         n_series=int(len(ledger)),

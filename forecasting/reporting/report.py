@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,20 +37,31 @@ def template_environment() -> Environment:
     )
 
 
-def forecast_band(forecast: pd.DataFrame, quantiles: Sequence[float], label: str) -> charts.Band:
+def non_negative(history: pd.DataFrame) -> bool:
+    """Whether a series' history has no negative value (demand): its bands are drawn from 0 up."""
+    return "y" in history and not history.empty and bool((history["y"].dropna() >= 0).all())
+
+
+def forecast_band(forecast: pd.DataFrame, quantiles: Sequence[float], label: str, floor: float | None = None) -> charts.Band:
+    """The outer quantiles and the median of a forecast; clipped at ``floor`` when given."""
     levels = sorted(quantiles)
+
+    def column(q: float) -> np.ndarray:
+        values = forecast[quantile_label(q)].to_numpy(float)
+        return values if floor is None else np.maximum(values, floor)
+
     return charts.Band(
         label=label,
         ds=forecast["ds"].to_numpy(),
-        lower=forecast[quantile_label(levels[0])].to_numpy(float),
-        median=forecast[quantile_label(0.5)].to_numpy(float),
-        upper=forecast[quantile_label(levels[-1])].to_numpy(float),
+        lower=column(levels[0]),
+        median=column(0.5),
+        upper=column(levels[-1]),
     )
 
 
 def _fan(sample: SeriesSample, quantiles: Sequence[float]) -> str:
     title = f"{sample.unique_id}: {sample.model} ({sample.status}); chosen as {', '.join(sample.why)}"
-    band = forecast_band(sample.forecast, quantiles, f"{sample.model} p50")
+    band = forecast_band(sample.forecast, quantiles, f"{sample.model} p50", 0.0 if non_negative(sample.history) else None)
     return charts.data_uri(charts.fan_chart(title, sample.history, [band]))
 
 
@@ -81,8 +93,6 @@ def _charts(figures: RunFigures) -> dict[str, str]:
     if figures.models:
         top = {m.model: m.published for m in figures.models[:15]}
         out["models"] = charts.data_uri(charts.bar_chart(top, "Series per published model", "series"))
-    if figures.timings_seconds:
-        out["timings"] = charts.data_uri(charts.bar_chart(figures.timings_seconds, "Wall time per stage", "seconds"))
     return out
 
 
@@ -91,13 +101,24 @@ def render_report(
     samples: Sequence[SeriesSample],
     quantiles: Sequence[float],
     context: Mapping[str, object] | None = None,
+    started: float | None = None,
 ) -> str:
-    """The report's HTML. ``context``: extra key/value lines shown in the header (source, settings)."""
+    """The report's HTML. ``context``: extra key/value lines shown in the header (source, settings).
+
+    ``started``: when the report stage began (``time.perf_counter()``): the stage table then shows
+    the report's own time up to its last chart.
+    """
     template = template_environment().get_template("report.html.j2")
+    drawn = _charts(figures)
+    fans = [(s, _fan(s, quantiles)) for s in samples]
+    if started is not None:
+        figures.timings_seconds["report"] = round(time.perf_counter() - started, 3)
+    if figures.timings_seconds:
+        drawn["timings"] = charts.data_uri(charts.bar_chart(figures.timings_seconds, "Wall time per stage", "seconds"))
     return template.render(
         f=figures,
-        charts=_charts(figures),
-        fans=[(s, _fan(s, quantiles)) for s in samples],
+        charts=drawn,
+        fans=fans,
         context=dict(context or {}),
         total_time=float(np.sum(list(figures.timings_seconds.values()))) if figures.timings_seconds else None,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -135,10 +135,15 @@ def test_explain_command_prints_the_path_and_keeps_the_exit_codes(runs, tmp_path
     root, _, later = runs
     ledger = pd.read_parquet(later / "ledger.parquet")
     series = _first(ledger, "ok")
-    assert main(["explain", series, "--output", str(tmp_path), "--output-root", str(root)]) == EXIT_OK
+    assert main(["explain", series, "--to", str(tmp_path), "--output", str(root)]) == EXIT_OK
     printed = capsys.readouterr().out.strip().splitlines()
     assert Path(printed[-1]).is_file() and printed[-1].endswith(".html")
-    assert main(["explain", "NOPE", "--output", str(tmp_path), "--output-root", str(root), "--json"]) == EXIT_CONFIG
+    assert Path(printed[-1]).parent == tmp_path
+    # like run, --output is the output root; the explanation lands in the run folder by default
+    assert main(["explain", series, "--output", str(root), "--run", later.name, "--format", "png"]) == EXIT_OK
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert Path(printed[-1]).parent == later and Path(printed[-1]).read_bytes()[:4] == b"\x89PNG"
+    assert main(["explain", "NOPE", "--output", str(root), "--json"]) == EXIT_CONFIG
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["exit_code"] == EXIT_CONFIG
 
 
@@ -153,11 +158,17 @@ def test_a_real_run_records_stage_times_and_ends_with_its_report(tmp_path: Path)
     summary = run_weekly(settings)
     run_dir = Path(summary["run_dir"])
     timings = json.loads((run_dir / TIMINGS).read_text())
-    assert set(timings) == {"prepare", "train", "finalize", "publish"}
+    assert set(timings) == {"prepare", "train", "finalize", "publish", "report"}
     assert Path(summary["report"]).is_file() and summary["report"] == str(run_dir / REPORT)
     text = _text(Path(summary["report"]))
+    stage_table = text[text.index("Wall time per stage"):]
     for stage, seconds in timings.items():
-        assert f"{stage} {seconds:.1f}" in text
+        if stage != "report":
+            assert f"{stage} {seconds:.1f}" in stage_table
+    # the report's own row: its time up to its last chart, at most the stage's recorded time
+    shown = float(re.search(r" report (\d+\.\d)", stage_table).group(1))
+    assert 0 < shown <= timings["report"] + 0.05
     families = parse((tmp_path / "textfile" / "forecasting.prom").read_text())
     stages = {labels["stage"]: v for labels, v in families["forecasting_run_stage_duration_seconds"]["samples"]}
-    assert stages == pytest.approx(timings)
+    assert set(stages) == set(timings) and stages["report"] <= timings["report"]
+    assert {k: v for k, v in stages.items() if k != "report"} == pytest.approx({k: v for k, v in timings.items() if k != "report"})
