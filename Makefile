@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # worker, each plug-in child) would otherwise recompile the whole stack at import (about 4x slower).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup demo test lint clean airflow airflow-stop mlflow-ui
+.PHONY: setup demo test lint clean airflow airflow-trigger airflow-stop mlflow-ui
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
@@ -65,6 +65,9 @@ lint: setup  ## ruff and the layer contracts
 
 airflow: setup  ## Airflow (UI on 127.0.0.1:8080) with the DAGs, plus a local Dask scheduler and 2 workers
 	scripts/airflow_local.sh start
+
+airflow-trigger: setup  ## run weekly_forecast once under `make airflow`: make airflow-trigger CONFIG=config/staging.yaml
+	scripts/airflow_local.sh trigger $(CONFIG)
 
 airflow-stop:  ## stop everything `make airflow` started
 	scripts/airflow_local.sh stop

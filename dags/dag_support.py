@@ -24,6 +24,24 @@ def default_args() -> dict:
     }
 
 
+def schedule_from_env(name: str, default: str) -> str | None:
+    """A cron schedule from the environment variable ``name``; "none" (or empty) means no schedule:
+    the DAG runs only when triggered (what ``make airflow`` sets)."""
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in ("", "none", "null", "off") else value
+
+
+def unconfigured_schedule(context: dict, config: str | None) -> str | None:
+    """Why a scheduled run must not start (None: it may): a run the scheduler started on its own
+    needs a settings file, so that unpausing a DAG never forecasts the built-in demo panel into
+    the default output root. Triggered runs are left alone."""
+    run_type = getattr(context["dag_run"], "run_type", "")
+    if str(getattr(run_type, "value", run_type)) != "scheduled" or config:
+        return None
+    return ("scheduled run without a settings file: set FORECASTING_CONFIG for the scheduler and workers "
+            "(or trigger the DAG with the param config); nothing was run")
+
+
 def as_of_from_context(context: dict, given: str | None) -> str:
     """The run's as-of date: the param, else the logical date, else when the run was due (asset-triggered)."""
     if given:

@@ -1,13 +1,12 @@
 """retrain_trigger: judge published forecasts against arrived actuals; retrain the degraded cohort.
 
-Runs daily and when the actuals asset is updated. The evaluation and the decision are
-recorded in the monitoring tables; a week's cohort triggers weekly_forecast at most once
-(deterministic run id retrain__<ISO week>).
+Runs daily (FORECASTING_RETRAIN_SCHEDULE; "none": only on actuals) and when the actuals asset
+is updated. The evaluation and the decision are recorded in the monitoring tables; a week's
+cohort triggers weekly_forecast at most once (deterministic run id retrain__<ISO week>).
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -20,16 +19,22 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
-from dag_support import CONFIG, as_of_from_context, database_from_connection, default_args
+from dag_support import (
+    CONFIG,
+    as_of_from_context,
+    database_from_connection,
+    default_args,
+    schedule_from_env,
+)
 
 ACTUALS = Asset("forecasting://actuals", group="forecasting")
+# "none": only when the actuals asset is updated (what `make airflow` sets)
+SCHEDULE = schedule_from_env("FORECASTING_RETRAIN_SCHEDULE", "0 7 * * *")
 
 @dag(
     dag_id="retrain_trigger",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(os.environ.get("FORECASTING_RETRAIN_SCHEDULE", "0 7 * * *"), timezone="UTC"),
-        assets=[ACTUALS],
-    ),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(SCHEDULE, timezone="UTC"), assets=[ACTUALS])
+    if SCHEDULE else [ACTUALS],
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,

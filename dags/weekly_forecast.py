@@ -3,24 +3,36 @@
 
 Each task is one call into forecasting.orchestration; XCom carries ids and paths only.
 Params: as_of (default: the logical date, or when an asset-triggered run was due),
-series (a subset: its own run id, replacing only those series' rows), config (a YAML path).
+series (a subset: its own run id, replacing only those series' rows), config (the settings file:
+it names the environment's input, output root, forecast table and MLflow experiment and model).
+
+Schedule: FORECASTING_WEEKLY_SCHEDULE (cron, default Mondays 06:00 UTC; "none": triggered runs
+only, as under `make airflow`). A scheduled run needs a settings file (FORECASTING_CONFIG or the
+config param); without one it skips, so unpausing never forecasts the demo panel by surprise.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.task.trigger_rule import TriggerRule
-from dag_support import CONFIG, as_of_from_context, database_from_connection, default_args
+from dag_support import (
+    CONFIG,
+    as_of_from_context,
+    database_from_connection,
+    default_args,
+    schedule_from_env,
+    unconfigured_schedule,
+)
 
 FORECAST_TABLE = Asset("forecasting://forecast_table", group="forecasting")
 
 
 @dag(
     dag_id="weekly_forecast",
-    schedule=os.environ.get("FORECASTING_WEEKLY_SCHEDULE", "0 6 * * 1"),
+    schedule=schedule_from_env("FORECASTING_WEEKLY_SCHEDULE", "0 6 * * 1"),
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=2,
@@ -28,7 +40,8 @@ FORECAST_TABLE = Asset("forecasting://forecast_table", group="forecasting")
     params={
         "as_of": Param(None, type=["null", "string"], format="date", description="Forecast origin (YYYY-MM-DD)."),
         "series": Param(None, type=["null", "array"], items={"type": "string"}, description="Subset of series ids."),
-        "config": Param(CONFIG, type=["null", "string"], description="Settings file (YAML)."),
+        "config": Param(CONFIG, type=["null", "string"],
+                        description="Settings file (YAML) of the environment to run, e.g. config/staging.yaml."),
     },
     tags=["forecasting"],
     doc_md=__doc__,
@@ -36,17 +49,25 @@ FORECAST_TABLE = Asset("forecasting://forecast_table", group="forecasting")
 def weekly_forecast():
     @task(execution_timeout=timedelta(minutes=30))
     def prepare(params: dict) -> dict:
+        context = get_current_context()
+        refused = unconfigured_schedule(context, params.get("config"))
+        if refused:
+            raise AirflowSkipException(refused)
         from forecasting.orchestration.tasks import prepare as prepare_run
 
-        scheduled = as_of_from_context(get_current_context(), None)
+        scheduled = as_of_from_context(context, None)
         return prepare_run(params.get("config"), params.get("as_of"), params.get("series"), scheduled)
 
     @task
     def shard_args(prepared: dict) -> list[dict]:
-        return [{"run_dir": prepared["run_dir"], "shard": shard} for shard in prepared["shards"]]
+        from forecasting.orchestration.tasks import shard_arguments
 
-    @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=8)
-    def train_shard(run_dir: str, shard: int) -> dict:
+        return shard_arguments(prepared)
+
+    # Named in the UI by its shard and size; n_series is for that name only.
+    @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=8,
+          map_index_template="shard {{ task.op_kwargs['shard'] }} ({{ task.op_kwargs['n_series'] }} series)")
+    def train_shard(run_dir: str, shard: int, n_series: int = 0) -> dict:
         from forecasting.orchestration.tasks import train_shard_task
 
         return train_shard_task(run_dir, shard)

@@ -21,8 +21,14 @@ export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$AIRFLOW_PORT
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
-export FORECASTING_CONFIG=${FORECASTING_CONFIG:-$ROOT/config/default.yaml}
-export FORECASTING__OUTPUT__ROOT=${FORECASTING__OUTPUT__ROOT:-$ROOT/output}
+# The environment a run without the config param uses: staging (its own output root, forecast
+# table, MLflow experiment and model), so nothing here touches what `make demo` wrote. Relative
+# paths in a config are relative to this folder (every Airflow process runs from it).
+export FORECASTING_CONFIG=${FORECASTING_CONFIG:-$ROOT/config/staging.yaml}
+# Locally nothing is scheduled: a DAG runs when triggered, never on unpausing; so DAGs start unpaused.
+export FORECASTING_WEEKLY_SCHEDULE=${FORECASTING_WEEKLY_SCHEDULE:-none}
+export FORECASTING_RETRAIN_SCHEDULE=${FORECASTING_RETRAIN_SCHEDULE:-none}
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}
 export FORECASTING__COMPUTE__EXECUTOR=dask
 export FORECASTING__COMPUTE__SCHEDULER_ADDRESS=tcp://127.0.0.1:$DASK_PORT
 export FORECASTING__COMPUTE__PROGRESS=false
@@ -62,7 +68,18 @@ start() {
   wait_for 30 "the login file" test -s "$passwords"
   echo "Airflow UI:     http://127.0.0.1:$AIRFLOW_PORT  (login: $(sed -e 's/[{}" ]//g' -e 's/:/ \/ /' "$passwords"))"
   echo "Dask dashboard: http://127.0.0.1:8787/status  (scheduler tcp://127.0.0.1:$DASK_PORT, $DASK_WORKERS workers)"
-  echo "Logs: $AIRFLOW_HOME/logs   Forecasts: $FORECASTING__OUTPUT__ROOT   Stop: make airflow-stop"
+  echo "Logs: $AIRFLOW_HOME/logs   Settings: $FORECASTING_CONFIG   Stop: make airflow-stop"
+  echo "Nothing is scheduled. Run the weekly job: make airflow-trigger CONFIG=config/staging.yaml"
+  echo "  (or in the UI: weekly_forecast -> Trigger, param config)"
+}
+
+trigger() {  # [config]: trigger weekly_forecast once with that settings file (default: FORECASTING_CONFIG)
+  local config=${1:-$FORECASTING_CONFIG}
+  [ -f "$config" ] || { echo "no settings file $config" >&2; exit 2; }
+  config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
+  "$BIN/airflow" dags unpause weekly_forecast >/dev/null  # a run triggered on a paused DAG waits
+  "$BIN/airflow" dags trigger weekly_forecast --conf "{\"config\": \"$config\"}" --output plain
+  echo "Follow it: http://127.0.0.1:$AIRFLOW_PORT/dags/weekly_forecast (grid: one train_shard per shard)"
 }
 
 stop() {
@@ -83,5 +100,6 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  trigger) trigger "${2:-}" ;;
+  *) echo "usage: $0 start|stop|trigger [CONFIG]" >&2; exit 2 ;;
 esac

@@ -83,6 +83,15 @@ def prepare(
     return prepared
 
 
+def shard_arguments(prepared: dict[str, Any]) -> list[dict[str, Any]]:
+    """One mapped task's arguments per shard: the run folder, the shard and its number of series
+    (which names the task in the Airflow UI: "shard 3 (41 series)")."""
+    folder = RunFolder(Path(prepared["run_dir"]))
+    sizes = pd.read_parquet(folder.input("lifecycle"), columns=["shard"])["shard"].value_counts()
+    return [{"run_dir": prepared["run_dir"], "shard": int(shard), "n_series": int(sizes.get(shard, 0))}
+            for shard in prepared["shards"]]
+
+
 def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
     """Train one shard: its batches on the configured Dask cluster (or the embedded one), or serially."""
     _, _, settings = load_run(run_dir)

@@ -100,6 +100,10 @@ def test_weekly_forecast_publishes_every_series(world: dict) -> None:
     assert registered["alias"] == "champion" and registered["version"]
     assert (sql["model_version"].astype(str) == str(registered["version"])).all()
     assert (run_dir / "report.html").exists() and _xcom(run, "report")["report"] == str(run_dir / "report.html")
+    # each mapped shard task is named in the UI by its shard and its number of series
+    shards = pd.read_parquet(run_dir / "input" / "lifecycle.parquet")["shard"].value_counts()
+    names = sorted(t.rendered_map_index for t in run.get_task_instances() if t.task_id == "train_shard")
+    assert names == sorted(f"shard {s} ({n} series)" for s, n in shards.items())
 
 
 def test_failed_shard_still_publishes_the_others(world: dict) -> None:
