@@ -14,10 +14,14 @@ export UV_COMPILE_BYTECODE := 1
 .PHONY: setup demo test lint clean airflow airflow-trigger airflow-stop mlflow-ui
 
 $(UV):
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed on PATH as $(PYTHON) (or: make PYTHON=/path/to/python3.11 ...)" >&2; exit 1; }
+	@echo "installing uv $(UV_VERSION) into $(TOOLS)/ ..."
+	@$(PYTHON) -m pip install --quiet --quiet --disable-pip-version-check --no-warn-script-location \
+		--root-user-action=ignore --target $(TOOLS) uv==$(UV_VERSION)
 
 $(BIN)/forecasting: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	@echo "creating .venv from uv.lock (about 20 s the first time; packages listed in .tools/install.log) ..."
+	@$(UV) sync --frozen --python $(PYTHON) > $(TOOLS)/install.log 2>&1 || { cat $(TOOLS)/install.log >&2; exit 1; }
 	@touch $@
 
 # Plug-ins: every plugins/*/ folder with a pyproject.toml, except the template.
@@ -41,9 +45,10 @@ $(PLUGIN_SET): FORCE
 	@echo "$(PLUGIN_DIRS)" | cmp -s - $@ || echo "$(PLUGIN_DIRS)" > $@
 
 $(PLUGINS_INSTALLED): $(BIN)/forecasting $(PLUGIN_SET) $(addsuffix /pyproject.toml,$(PLUGIN_DIRS))
-	$(UV) sync --frozen --python $(PYTHON)
-	$(UV) export --frozen --no-hashes --no-emit-project --no-header --quiet -o $(VENV)/constraints.txt
-	$(if $(PLUGIN_DIRS),$(UV) pip install --python $(BIN)/python --constraint $(VENV)/constraints.txt $(addprefix -e ,$(PLUGIN_DIRS)))
+	@echo "installing the plug-ins: $(notdir $(PLUGIN_DIRS)) ..."
+	@$(UV) sync --frozen --python $(PYTHON) --quiet
+	@$(UV) export --frozen --no-hashes --no-emit-project --no-header --quiet -o $(VENV)/constraints.txt
+	@$(if $(PLUGIN_DIRS),$(UV) pip install --quiet --python $(BIN)/python --constraint $(VENV)/constraints.txt $(addprefix -e ,$(PLUGIN_DIRS)))
 	@touch $@
 
 FORCE:

@@ -56,16 +56,38 @@ def shutdown_embedded_cluster() -> None:
         _embedded_cluster = None
 
 
+Notify = Callable[[str], None]
+
+
 @contextmanager
-def dask_client(settings: Settings) -> Iterator[Any]:
-    """A client for the configured scheduler, or for the embedded cluster."""
+def dask_client(settings: Settings, notify: Notify | None = None) -> Iterator[Any]:
+    """A client for the configured scheduler, or for the embedded cluster.
+
+    ``notify``: prints a line without breaking a progress bar (for example ``tqdm.write``); the
+    embedded cluster's workers then send their warnings to it (each distinct one once) instead
+    of writing them into the bar.
+    """
     from distributed import Client
 
     address = settings.compute.scheduler_address
     target = address if address else _shared_local_cluster(settings)
+    say = notify or (lambda text: print(text, file=sys.stderr))
     with Client(target, set_as_default=False) as client:
         if settings.compute.progress:
-            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            say(f"dask dashboard: {client.dashboard_link}")
+        if notify is not None and not address:
+            from forecasting.orchestration.worker_messages import TOPIC, ForwardMessages
+
+            seen: set[str] = set()
+
+            def show(event: tuple[float, Any]) -> None:
+                text = str(event[1])
+                if text not in seen:
+                    seen.add(text)
+                    notify(text)
+
+            client.subscribe_topic(TOPIC, show)
+            client.register_plugin(ForwardMessages())
         yield client
 
 
@@ -86,17 +108,19 @@ def run_batches_dask(client: Any, tasks: Sequence[BatchTask], on_batch_done: Bat
     return results
 
 
-def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None,
+               notify: Notify | None = None) -> list[dict[str, Any]]:
     """Train every unfinished shard of a run with the configured executor.
 
     On Dask, the batches of all shards go to the cluster at once, so no worker
     waits at a shard boundary; each shard is completed once its batches are in.
+    ``notify``: where the dashboard link and the embedded workers' warnings are printed.
     """
     pending = [s for s in shards if not shard_is_done(run_dir, s)]
     if settings.compute.executor == "serial":
         return [train_shard(run_dir, s, on_series_done=(lambda: on_series_done(1)) if on_series_done else None) for s in pending]
     tasks = [task for shard in pending for task in shard_batches(run_dir, shard)]
-    with dask_client(settings) as client:
+    with dask_client(settings, notify) as client:
         # Global candidates first: one task per shard, fitted across the shard's series.
         client.gather([client.submit(train_global_shard, run_dir, s, key=f"global-{os.path.basename(run_dir)}-{s}", pure=False)
                        for s in pending])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
@@ -18,6 +22,30 @@ from forecasting.orchestration.reporting import record_stage_time
 from forecasting.orchestration.run_folder import RunFolder
 from forecasting.orchestration.shards import finished_series
 from forecasting.orchestration.tasks import finalize_run, publish_run, report_run
+
+
+def _write_above(text: str) -> None:
+    """Print a line above the progress bar (the bar is redrawn below it)."""
+    tqdm.write(text, file=sys.stderr)
+
+
+@contextmanager
+def _above(bar: tqdm, active: bool) -> Iterator[None]:
+    """While the bar is shown, this process's warnings and log lines are printed above it."""
+    if not active:
+        yield
+        return
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+        _write_above(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+
+    warnings.showwarning = show
+    try:
+        with logging_redirect_tqdm(loggers=[logging.getLogger()], tqdm_class=tqdm):
+            yield
+    finally:
+        warnings.showwarning = shown
 
 
 def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
@@ -31,9 +59,11 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
 
     n_series = len(pd.read_parquet(RunFolder(Path(run_dir)).input("lifecycle"), columns=["unique_id"]))
     started = time.perf_counter()
-    with tqdm(total=n_series, desc="series", unit="series", file=sys.stderr, disable=not settings.compute.progress) as bar:
+    progress = settings.compute.progress
+    with tqdm(total=n_series, desc="series", unit="series", file=sys.stderr, disable=not progress) as bar, \
+            _above(bar, progress):
         bar.update(sum(finished_series(run_dir, shard) for shard in shards))
-        run_shards(settings, run_dir, shards, on_series_done=bar.update)
+        run_shards(settings, run_dir, shards, on_series_done=bar.update, notify=_write_above if progress else None)
     timings["train"] = time.perf_counter() - started
     record_stage_time(run_dir, "train", timings["train"])
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import platform
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -114,6 +115,7 @@ def min_backtest_length(settings: Settings) -> int:
 
 def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
     """Read, validate, classify and shard the input; write it to a new run folder."""
+    started_at = time.time()
     raw, source = load_input(settings)
     if raw.empty:
         raise DataSchemaError(f"the input {source} has no rows")
@@ -155,6 +157,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
         {
             "run_id": run_id,
             "as_of": as_of.isoformat(),
+            "started_at": round(started_at, 3),  # when this run's prepare step began (epoch seconds)
             "source": source,
             "series_subset": sorted(series) if series else None,
             "data_fingerprint": data_fingerprint,

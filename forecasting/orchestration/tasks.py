@@ -20,7 +20,7 @@ from forecasting.data.source import read_file_snapshot, read_query_snapshot
 from forecasting.orchestration.failed_shards import failed_shards, fallback_results
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.registration import register, registration_path
-from forecasting.orchestration.reporting import record_stage_time, write_report
+from forecasting.orchestration.reporting import TIMINGS, record_stage_time, write_report
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results, train_global_shard, train_shard
 from forecasting.publishing.table import write_atomic
@@ -158,9 +158,10 @@ def report_run(run_dir: str) -> dict[str, Any]:
     never raised: the forecasts are already out.
     """
     folder, _, settings = load_run(run_dir)
-    if not settings.reporting.enabled:
-        return {}
     registration = folder.read_json(registration_path(folder)) if registration_path(folder).exists() else None
+    if not settings.reporting.enabled:
+        _finish_tracking(folder, settings, registration)
+        return {}
     try:
         reported = write_report(run_dir, previous_run_dir=_champion_run(folder, settings, registration))
         if registration:
@@ -171,4 +172,18 @@ def report_run(run_dir: str) -> dict[str, Any]:
     except Exception as exc:
         logger.exception("run %s: the report failed", folder.run_id)
         return {"report_error": f"{type(exc).__name__}: {exc}"}
+    _finish_tracking(folder, settings, registration)
     return {k: v for k, v in reported.items() if k != "report_figures"}
+
+
+def _finish_tracking(folder: RunFolder, settings: Settings, registration: dict[str, Any] | None) -> None:
+    """End the run's MLflow run now, with the stage times (not for a rerun that reused a version)."""
+    if not registration or registration.get("reused"):
+        return
+    from forecasting.registry.tracking import finish_run
+
+    path = folder.path / TIMINGS
+    try:
+        finish_run(settings, registration["mlflow_run_id"], folder.read_json(path) if path.exists() else {})
+    except Exception:  # the forecasts are out; a tracking hiccup is logged, not raised
+        logger.exception("run %s: closing its MLflow run failed", folder.run_id)

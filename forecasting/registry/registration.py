@@ -197,7 +197,7 @@ def _create(client: Any, record: RunRecord, experiment_id: str) -> tuple[Any, bo
         hashes = encode(directory_hashes(bundle))
         metrics = run_metrics(record.ledger, record.leaderboard)
         mlflow_run_id = log_run(client, experiment_id, record.run_id, run_params(record.manifest, settings),
-                                metrics, record.artifacts)
+                                metrics, record.artifacts, record.manifest)
         client.log_artifacts(mlflow_run_id, str(bundle), BUNDLE_PATH)
     version, reused = create_version(client, settings.registry.model_name, record.run_id, mlflow_run_id, hashes)
     client.set_terminated(mlflow_run_id)

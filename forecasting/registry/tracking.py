@@ -1,8 +1,15 @@
-"""One MLflow run per pipeline run: parameters, aggregate metrics and artifacts."""
+"""One MLflow run per pipeline run: parameters, aggregate metrics and artifacts.
+
+The run is named after the pipeline's run id, starts when the pipeline's prepare step started
+and ends when its report is written (so its duration is the pipeline's, not the logging
+call's), and carries short readable parameters and tags: long data (the manifest, the
+ledger, the leaderboard) is in its artifacts. Its experiment is marked as a model-training
+experiment, so the MLflow UI lists the runs as training runs.
+"""
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +19,7 @@ import pandas as pd
 from forecasting.config import Settings
 
 RUN_ID_TAG = "forecasting.run_id"
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def run_params(manifest: Mapping[str, Any], settings: Settings) -> dict[str, str]:
@@ -35,8 +43,8 @@ def run_params(manifest: Mapping[str, Any], settings: Settings) -> dict[str, str
         "switching_margin": settings.registry.switching_margin,
         "champion_margin": settings.registry.champion_margin,
         "code_version": versions.get("forecasting", ""),
-        "package_versions": json.dumps(versions, sort_keys=True),
-        "plugin_versions": json.dumps(manifest.get("plugins", {}), sort_keys=True),
+        **{f"version.{name}": version for name, version in sorted(versions.items())},
+        **{f"plugin.{name}": dist for name, dist in sorted(manifest.get("plugins", {}).items())},
     }
     # MLflow caps a parameter value at 6,000 characters: a long series subset is in the manifest artifact
     return {k: str(v)[:6000] for k, v in params.items()}
@@ -61,6 +69,25 @@ def run_metrics(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, fl
     return metrics
 
 
+def run_tags(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """Short tags to find and read a run by in the MLflow UI (the long data is in the artifacts)."""
+    source = str(manifest.get("source", ""))
+    tags = {
+        RUN_ID_TAG: str(manifest["run_id"]),
+        "forecasting.as_of": str(manifest["as_of"])[:10],
+        "forecasting.input": Path(source).name if "/" in source else source,
+        "forecasting.series": str(manifest.get("n_input_series", "")),
+        "forecasting.subset": "yes" if manifest.get("series_subset") else "no",
+    }
+    return {k: v[:250] for k, v in tags.items()}
+
+
+def pipeline_start_ms(manifest: Mapping[str, Any]) -> int | None:
+    """When the pipeline's prepare step started (epoch milliseconds), if the manifest says."""
+    started = manifest.get("started_at")
+    return int(float(started) * 1000) if started else None
+
+
 def log_run(
     client: Any,
     experiment_id: str,
@@ -68,11 +95,18 @@ def log_run(
     params: Mapping[str, str],
     metrics: Mapping[str, float],
     artifacts: Sequence[Path],
+    manifest: Mapping[str, Any] | None = None,
 ) -> str:
-    """Create the MLflow run of a pipeline run and log everything; returns its id."""
+    """Create the MLflow run of a pipeline run and log everything; returns its id.
+
+    ``manifest``: the run's manifest, for the start time and the readable tags.
+    """
     from mlflow.entities import Metric, Param, RunTag
 
-    run = client.create_run(experiment_id, run_name=run_id, tags={RUN_ID_TAG: run_id})
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    tags = run_tags(manifest) if manifest else {RUN_ID_TAG: run_id}
+    start = pipeline_start_ms(manifest) if manifest else None
+    run = client.create_run(experiment_id, start_time=start, run_name=run_id, tags=tags)
     mlflow_run_id = run.info.run_id
     client.log_batch(
         mlflow_run_id,
@@ -96,3 +130,20 @@ def attach_files(settings: Settings, mlflow_run_id: str, paths: Sequence[Path], 
     client = MlflowClient(uri, uri)
     for path in paths:
         client.log_artifact(mlflow_run_id, str(path), artifact_path)
+
+
+def finish_run(settings: Settings, mlflow_run_id: str, stage_seconds: Mapping[str, float]) -> None:
+    """Close a pipeline's MLflow run when its last step is done: the stage times as metrics
+    (``stage_seconds.<stage>``) and the end time now, so the run's duration is the pipeline's."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from forecasting.registry.store import use_store
+
+    uri = use_store(settings)
+    client = MlflowClient(uri, uri)
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"stage_seconds.{stage}", float(seconds), now, 0) for stage, seconds in stage_seconds.items()]
+    if metrics:
+        client.log_batch(mlflow_run_id, metrics=metrics)
+    client.set_terminated(mlflow_run_id, end_time=now)
