@@ -1,4 +1,4 @@
-"""The conformance kit's model-level checks: the model contract (ARCHITECTURE.md section 3).
+"""The conformance kit's model-level checks: the model contract (docs/architecture.md, "The model contract").
 
 Each check takes a model class, builds it from every parameter set of its
 ``get_test_params()`` (``season_length`` filled in where the model takes one),

@@ -1,4 +1,4 @@
-"""The model contract (ARCHITECTURE.md section 3), checked on every built-in model.
+"""The model contract (docs/architecture.md, "The model contract"), checked on every built-in model.
 
 Short synthetic series and season_length=4 keep this fast; AutoARIMA gets a small search
 space (the only built-in whose default search costs more than a few milliseconds here).

@@ -76,7 +76,7 @@ def weekly(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 def _assert_contract(table: pd.DataFrame, origin: pd.Timestamp, settings: Settings, history: pd.DataFrame) -> None:
-    """Every rule of the published table (ARCHITECTURE.md section 1) on ``table``."""
+    """Every rule of the published table (docs/architecture.md, "The published table") on ``table``."""
     horizon = settings.forecast.horizon
     assert list(table.columns) == CONTRACT_COLUMNS
     assert pd.api.types.is_datetime64_any_dtype(table["forecast_origin"])
