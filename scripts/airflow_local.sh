@@ -77,9 +77,18 @@ trigger() {  # [config]: trigger weekly_forecast once with that settings file (d
   local config=${1:-$FORECASTING_CONFIG}
   [ -f "$config" ] || { echo "no settings file $config" >&2; exit 2; }
   config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
-  "$BIN/airflow" dags unpause weekly_forecast >/dev/null  # a run triggered on a paused DAG waits
-  "$BIN/airflow" dags trigger weekly_forecast --conf "{\"config\": \"$config\"}" --output plain
-  echo "Follow it: http://127.0.0.1:$AIRFLOW_PORT/dags/weekly_forecast (grid: one train_shard per shard)"
+  local log=$AIRFLOW_HOME/logs/trigger.log
+  # a run triggered on a paused DAG waits until it is unpaused
+  if ! PYTHONWARNINGS=ignore "$BIN/airflow" dags unpause weekly_forecast >"$log" 2>&1 ||
+     ! PYTHONWARNINGS=ignore "$BIN/airflow" dags trigger weekly_forecast --conf "{\"config\": \"$config\"}" \
+       --output json >>"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
+  local run_id
+  run_id=$(grep -o '"dag_run_id": "[^"]*"' "$log" | tail -1 | cut -d'"' -f4)
+  echo "triggered weekly_forecast run $run_id with config $config"
+  echo "Follow it: http://127.0.0.1:$AIRFLOW_PORT/dags/weekly_forecast (Grid; train_shard's Mapped Tasks: one per shard)"
 }
 
 stop() {
