@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from forecasting.config.loader import ConfigError
@@ -85,8 +86,24 @@ def check_frequency(dates: pd.Series, freq: str) -> FrequencyCheck:
             if share > best_share:
                 best, best_share = candidate, share
     if best is None or best_share < FIT_SHARE or best_share <= 1.0 - off:
-        return FrequencyCheck(freq, off, None, 0.0, "")
+        return _inferred(freq, off, unique, weights, total)
     return FrequencyCheck(freq, off, best, best_share, _describe(best))
+
+
+def _inferred(freq: str, off: float, unique: pd.DatetimeIndex, weights: np.ndarray, total: int) -> FrequencyCheck:
+    """Another kind of frequency (monthly data under a weekly setting): the one pandas infers from
+    the dates, when they form one regular grid."""
+    nothing = FrequencyCheck(freq, off, None, 0.0, "")
+    if off <= MISMATCH_SHARE or len(unique) < 3:
+        return nothing
+    try:
+        inferred = pd.infer_freq(unique.sort_values())
+    except (TypeError, ValueError):
+        return nothing
+    if not inferred or inferred == freq:
+        return nothing
+    share = int(weights[_on_grid(unique, inferred).to_numpy()].sum()) / total
+    return FrequencyCheck(freq, off, inferred, share, f"a regular {inferred} grid") if share >= FIT_SHARE else nothing
 
 
 def require_fitting_frequency(dates: pd.Series, freq: str, column: str = "ds") -> FrequencyCheck:

@@ -36,3 +36,8 @@ def test_no_suggestion_when_no_anchor_holds_the_dates() -> None:
     check = check_frequency(mixed, "W-SUN")
     assert check.off_grid_share == 1.0 and check.suggested is None
     require_fitting_frequency(mixed, "W-SUN")  # left to validation (quarantine, circuit breaker)
+
+
+def test_monthly_data_under_a_weekly_setting_gets_the_inferred_frequency() -> None:
+    check = check_frequency(_dates("2024-01-01", "MS"), "W-SUN")
+    assert check.suggested == "MS" and "a regular MS grid" in check.message()
