@@ -88,6 +88,17 @@ def pipeline_start_ms(manifest: Mapping[str, Any]) -> int | None:
     return int(float(started) * 1000) if started else None
 
 
+def _mark_training_experiment(client: Any, experiment_id: str) -> None:
+    """Tag the experiment as model training (once: concurrent first inserts of a tag can collide)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if client.get_experiment(experiment_id).tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    except MlflowException:  # another registration set it at the same moment, to the same value
+        pass
+
+
 def log_run(
     client: Any,
     experiment_id: str,
@@ -103,7 +114,7 @@ def log_run(
     """
     from mlflow.entities import Metric, Param, RunTag
 
-    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    _mark_training_experiment(client, experiment_id)
     tags = run_tags(manifest) if manifest else {RUN_ID_TAG: run_id}
     start = pipeline_start_ms(manifest) if manifest else None
     run = client.create_run(experiment_id, start_time=start, run_name=run_id, tags=tags)
