@@ -34,6 +34,7 @@ from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
 from forecasting.publishing.sql import publish_sql
 from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
+from forecasting.training.activation import activate_plugins
 from forecasting.training.batch import BatchResult
 from forecasting.training.isolation import isolation_summary
 
@@ -112,6 +113,7 @@ def min_backtest_length(settings: Settings) -> int:
 
 def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
     """Read, validate, classify and shard the input; write it to a new run folder."""
+    activate_plugins(settings)  # before any work: a plug-in that fails the kit is a configuration error
     raw, source = load_input(settings)
     if raw.empty:
         raise DataSchemaError(f"the input {source} has no rows")
