@@ -20,13 +20,20 @@ import pandas as pd
 
 from forecasting import __version__
 from forecasting.config import ConfigError, Settings
-from forecasting.data.contract import STATUS_QUARANTINED
+from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED
 from forecasting.data.database import database_engine
 from forecasting.data.demo import generate_demo_panel
 from forecasting.data.io import fingerprint, read_history
 from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.sharding import assign_shards
-from forecasting.data.validation import DataSchemaError, check_circuit_breaker, validate_history
+from forecasting.data.validation import (
+    DataSchemaError,
+    check_circuit_breaker,
+    check_schema,
+    default_as_of,
+    validate_history,
+    wall_clock_as_of,
+)
 from forecasting.evaluation.windows import backtest_span
 from forecasting.models.catalog import installed_plugins
 from forecasting.orchestration.registration import versioned_table
@@ -117,15 +124,20 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
     raw, source = load_input(settings)
     if raw.empty:
         raise DataSchemaError(f"the input {source} has no rows")
+    # The schema first: nothing reads a column before it is known to hold what the contract says.
+    frame, notes = check_schema(raw)
+    for note in notes:
+        logger.warning("input %s: %s", source, note)
     # The default as-of date comes from the whole input, so a subset run forecasts from the
     # same origin as the full run it amends.
-    as_of = pd.Timestamp(settings.forecast.as_of) if settings.forecast.as_of else pd.to_datetime(raw["ds"]).max()
+    as_of = wall_clock_as_of(settings.forecast.as_of) if settings.forecast.as_of else default_as_of(frame)
     if series:
-        raw = raw[raw["unique_id"].astype(str).isin(set(series))]
+        wanted = frame["unique_id"].isin({str(s) for s in series}).to_numpy()
+        raw, frame = raw[wanted], frame[wanted]
         if raw.empty:
             raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
 
-    report = validate_history(raw, settings.forecast.freq, as_of, settings.validation)
+    report = validate_history(frame, settings.forecast.freq, as_of, settings.validation)
     if report.n_input_series == 0:
         raise DataSchemaError(f"no series has data at or before as_of {as_of:%Y-%m-%d} ({report.trimmed_rows} rows after it)")
     check_circuit_breaker(report, settings.validation.max_quarantine_share)
@@ -144,8 +156,10 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
     history = report.history.merge(lifecycle[["unique_id", "shard"]], on="unique_id")
     for shard, part in history.groupby("shard"):
         write_atomic(part.drop(columns="shard"), folder.shard_dir(int(shard)) / "input.parquet")
-    for name, frame in (("lifecycle", lifecycle), ("quarantine", report.quarantine), ("repairs", report.repairs)):
-        write_atomic(frame, folder.input(name))
+    inputs = {"lifecycle": lifecycle, "quarantine": report.quarantine, "repairs": report.repairs,
+              "not_started": report.not_started}
+    for name, part in inputs.items():
+        write_atomic(part, folder.input(name))
 
     shards = sorted(int(s) for s in history["shard"].unique())
     previous_version = _previous_winners(settings, folder, run_id)
@@ -159,6 +173,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
             "data_fingerprint": data_fingerprint,
             "n_input_series": report.n_input_series,
             "trimmed_rows": report.trimmed_rows,
+            "validation_notes": notes,
             "shards": shards,
             "settings": settings.model_dump(mode="json"),
             "versions": _package_versions(),
@@ -230,7 +245,10 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     folder, manifest, settings = load_run(run_dir)
     combined = results if results is not None else read_shard_results(folder, manifest["shards"])
     quarantine = pd.read_parquet(folder.input("quarantine"))
-    ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
+    parts = [combined.ledger, _quarantine_ledger(quarantine)]
+    if folder.input("not_started").exists():  # every input series is in the ledger, those after as_of too
+        parts.append(pd.read_parquet(folder.input("not_started")).assign(status=STATUS_NOT_STARTED))
+    ledger = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)
     for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle",
                    "selection", "cost_skipped"):
