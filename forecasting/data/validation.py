@@ -55,7 +55,14 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from forecasting.config.settings import ValidationSettings
-from forecasting.data.contract import ID, MAX_ID_LENGTH, TARGET, TIME
+from forecasting.data.contract import (
+    ID,
+    MAX_ID_LENGTH,
+    STATUS_NOT_STARTED,
+    STATUS_QUARANTINED,
+    TARGET,
+    TIME,
+)
 
 # Quarantine reason codes, in the order the rules run.
 REASON_INVALID_ID = "invalid_id"
@@ -699,4 +706,24 @@ def check_circuit_breaker(report: ValidationReport, max_share: float) -> None:
         f"circuit breaker: {share:.1%} of series quarantined ({len(report.quarantine)} of "
         f"{report.n_input_series}), above the limit of {max_share:.1%}. "
         f"Top reasons: {top}. Fix the input or raise validation.max_quarantine_share."
+    )
+
+
+def check_forecast_breaker(ledger: pd.DataFrame, max_share: float) -> None:
+    """Raise :class:`CircuitBreakerError` when more than ``max_share`` of a run's series has no
+    publishable forecast: quarantined by validation or because every model failed.
+
+    Counted over the series with data at the as-of date (``not_started`` ones are not); an
+    ended series is a lifecycle decision, not a failure, and is not counted as one.
+    """
+    counted = ledger[ledger["status"] != STATUS_NOT_STARTED]
+    failed = counted[counted["status"] == STATUS_QUARANTINED]
+    share = len(failed) / len(counted) if len(counted) else 0.0
+    if share <= max_share:
+        return
+    top = ", ".join(f"{reason} {n}" for reason, n in failed["reason"].value_counts().head(5).items())
+    raise CircuitBreakerError(
+        f"circuit breaker: {len(failed)} of {len(counted)} series ({share:.1%}) have no publishable forecast, "
+        f"above validation.max_quarantine_share ({max_share:.1%}). Reasons: {top}. Nothing was registered or "
+        "published: the table keeps its previous forecasts. Fix the input or raise validation.max_quarantine_share."
     )

@@ -20,7 +20,12 @@ import pandas as pd
 
 from forecasting import __version__
 from forecasting.config import ConfigError, Settings
-from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED
+from forecasting.data.contract import (
+    PUBLISHED_STATUSES,
+    STATUS_ENDED,
+    STATUS_NOT_STARTED,
+    STATUS_QUARANTINED,
+)
 from forecasting.data.database import database_engine
 from forecasting.data.demo import generate_demo_panel
 from forecasting.data.io import fingerprint, read_history
@@ -39,8 +44,13 @@ from forecasting.models.catalog import installed_plugins
 from forecasting.orchestration.registration import versioned_table
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
-from forecasting.publishing.sql import publish_sql
-from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
+from forecasting.publishing.sql import SqlCommitPoint
+from forecasting.publishing.table import (
+    build_forecast_table,
+    publish_table,
+    recover_publications,
+    write_atomic,
+)
 from forecasting.training.activation import activate_plugins
 from forecasting.training.batch import BatchResult
 from forecasting.training.isolation import isolation_summary
@@ -312,17 +322,41 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
 
 
 def publish(run_dir: str | Path) -> dict[str, Any]:
-    """Publish the run's forecasts: the Parquet table of its origin (atomic) and the SQL table."""
+    """Publish the run's forecasts: the SQL table (the commit point, when enabled), then the Parquet
+    table of its origin.
+
+    A series this run could not forecast (quarantined) keeps the rows an earlier run of the same
+    origin published: the ledger marks them stale. Ended series lose theirs.
+    """
     folder, manifest, settings = load_run(run_dir)
     # stamped with the registered version; the champion's forecasts when this run is only challenger
     table, source = versioned_table(run_dir, pd.read_parquet(folder.output("forecasts")))
-    covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"].tolist()
+    ledger = pd.read_parquet(folder.output("ledger"))
+    replaceable = ledger.loc[ledger["status"].isin([*PUBLISHED_STATUSES, STATUS_ENDED]), "unique_id"].astype(str)
     as_of = pd.Timestamp(manifest["as_of"])
-    path = publish_table(table, folder.output_root, covered, as_of)
-    result: dict[str, Any] = {"published": str(path), "rows": int(len(table)), **source}
+    commit_point = None
     if settings.database.enabled:
-        engine = database_engine(settings)
-        result["sql_rows"] = publish_sql(
-            table, engine, settings.database.forecast_table, settings.forecast.quantiles, covered, as_of
-        )
+        commit_point = SqlCommitPoint(database_engine(settings), settings.database.forecast_table,
+                                      settings.forecast.quantiles)
+    recover_publications(folder.output_root, commit_point)
+    published = publish_table(table, folder.output_root, replaceable.tolist(), as_of, commit_point)
+    stale = _mark_published(folder, ledger, set(replaceable), published.table)
+    result: dict[str, Any] = {"published": str(published.path), "rows": int(len(table)),
+                              "publication": published.publication, **source}
+    if published.sql_rows is not None:
+        result["sql_rows"] = published.sql_rows
+    if stale:
+        result["stale_series"] = stale
     return result
+
+
+def _mark_published(folder: RunFolder, ledger: pd.DataFrame, replaced: set[str], merged: pd.DataFrame) -> int:
+    """The ledger's ``published`` column: yes (this run's rows), stale (an earlier run's rows kept), no."""
+    runs = merged.drop_duplicates("unique_id").set_index("unique_id")["run_id"]
+    ids = ledger["unique_id"].astype(str)
+    kept = ~ids.isin(replaced) & ids.isin(runs.index)
+    marks = pd.Series("no", index=ledger.index, dtype=object)
+    marks[ids.isin(replaced) & ids.isin(runs.index)] = "yes"
+    marks[kept] = "stale: the rows of run " + ids[kept].map(runs).astype(str) + " are kept"
+    write_atomic(ledger.assign(published=marks), folder.output("ledger"))
+    return int(kept.sum())
