@@ -12,11 +12,13 @@ from forecasting.data.validation import (
     validate_history,
     wall_clock_as_of,
 )
+from forecasting.models.params import check_model_settings
 from forecasting.orchestration.pipeline import load_input, min_backtest_length
 
 
 def validate_only(settings: Settings) -> dict[str, Any]:
     """Validate the configured input; report quarantine reasons, repairs and lifecycle classes."""
+    check_model_settings(settings)
     raw, source = load_input(settings)
     frame, notes = check_schema(raw)  # the schema first, as a run does
     as_of = wall_clock_as_of(settings.forecast.as_of) if settings.forecast.as_of else default_as_of(frame)

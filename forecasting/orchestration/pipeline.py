@@ -41,6 +41,7 @@ from forecasting.data.validation import (
 )
 from forecasting.evaluation.windows import backtest_span
 from forecasting.models.catalog import installed_plugins
+from forecasting.models.params import check_model_settings
 from forecasting.orchestration.registration import versioned_table
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
@@ -130,7 +131,8 @@ def min_backtest_length(settings: Settings) -> int:
 
 def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
     """Read, validate, classify and shard the input; write it to a new run folder."""
-    activate_plugins(settings)  # before any work: a plug-in that fails the kit is a configuration error
+    check_model_settings(settings)  # before any work: a model parameter out of range is a configuration error
+    activate_plugins(settings)  # and so is a plug-in that fails the conformance kit
     raw, source = load_input(settings)
     if raw.empty:
         raise DataSchemaError(f"the input {source} has no rows")

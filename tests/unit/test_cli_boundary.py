@@ -126,3 +126,30 @@ def test_explain_refuses_a_run_outside_the_output_root(tmp_path, capsys):
                                 "--run", run, "--json")
         assert code == EXIT_CONFIG, run
         assert "not a run id" in result["error"] and "--output-root" in result["error"], run
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ("{window_size: -3}", "models.candidates[1] (WindowAverage): window_size must be an integer >= 1, got -3"),
+    ("{window_size: 2.5}", "window_size must be an integer >= 1, got 2.5"),
+    ("{no_such: 1}", "WindowAverage got unknown parameters ['no_such']"),
+])
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_model_parameters_are_checked_when_the_configuration_loads(tmp_path, capsys, params, message, command):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"models: {{candidates: [{{name: Naive}}, {{name: WindowAverage, params: {params}}}]}}\n"
+        f"output: {{root: {tmp_path / 'out'}}}\ncompute: {{executor: serial}}\n"
+    )
+    code, result, _ = _main(capsys, command, "--config", str(config), "--json")
+    assert (code, result["error_type"]) == (EXIT_CONFIG, "ConfigError")
+    assert message in result["error"]
+    assert not (tmp_path / "out" / "runs").exists()  # refused before any work
+
+
+def test_smoothing_weights_and_season_lengths_are_checked_too(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("models: {candidates: [{name: TSB, params: {alpha_d: 0, alpha_p: 1.5}}, {name: Naive}],"
+                      " fallback: [Naive]}\n")
+    code, result, _ = _main(capsys, "validate", "--config", str(config), "--season-length", "1", "--json")
+    assert code == EXIT_CONFIG
+    assert "alpha_d must be a number in (0, 1], got 0; alpha_p must be a number in (0, 1], got 1.5" in result["error"]
