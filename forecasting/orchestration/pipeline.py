@@ -25,6 +25,7 @@ from forecasting.data.contract import (
     STATUS_ENDED,
     STATUS_NOT_STARTED,
     STATUS_QUARANTINED,
+    quantile_labels,
 )
 from forecasting.data.database import database_engine
 from forecasting.data.demo import generate_demo_panel
@@ -224,8 +225,9 @@ def _previous_winners(settings: Settings, folder: RunFolder, run_id: str) -> str
 
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     """Mean backtest scores per series x candidate, ranked, with the winner flagged."""
-    if scores.empty:
-        return pd.DataFrame(columns=["unique_id", "candidate", "scaled_quantile_loss", "mase", "coverage", "n_windows", "rank", "is_winner"])
+    if scores.empty:  # typed: readers filter on is_winner and sort on the losses
+        return _with_columns(scores.iloc[0:0], {"unique_id": "object", "candidate": "object", **_SCORE_COLUMNS,
+                                               "n_windows": "int64", "rank": "int64", "is_winner": "bool"})
     board = (
         scores.groupby(["unique_id", "candidate"], sort=True)
         .agg(
@@ -240,6 +242,17 @@ def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     board["is_winner"] = board["candidate"].to_numpy() == board["unique_id"].map(winners).to_numpy()
     board["rank"] = board.groupby("unique_id")["scaled_quantile_loss"].rank(method="first").astype("int64")
     return board.sort_values(["unique_id", "rank"]).reset_index(drop=True)
+
+
+_KEYS = {"unique_id": "object", "candidate": "object", "cutoff": "datetime64[ns]"}
+_SCORE_COLUMNS = {"scaled_quantile_loss": "float64", "mase": "float64", "coverage": "float64"}
+
+
+def _with_columns(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """An empty frame gets the columns (and types) its readers select; a non-empty one is kept as is."""
+    if not frame.empty:
+        return frame
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
 def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
@@ -270,11 +283,14 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     table = build_forecast_table(
         combined.forecasts, pd.Timestamp(manifest["as_of"]), folder.run_id, settings.forecast.quantiles
     )
+    labels = quantile_labels(settings.forecast.quantiles)
     outputs = {
         "ledger": ledger,
         "leaderboard": leaderboard,
-        "scores": combined.scores,
-        "backtest": combined.backtest,
+        # with their columns even when no series was backtested (a horizon longer than every history)
+        "scores": _with_columns(combined.scores, {**_KEYS, **_SCORE_COLUMNS}),
+        "backtest": _with_columns(combined.backtest, {**_KEYS, "ds": "datetime64[ns]", "y": "float64",
+                                                      **dict.fromkeys(labels, "float64")}),
         "forecasts": table,
     }
     for name, frame in outputs.items():
