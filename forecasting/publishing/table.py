@@ -146,6 +146,7 @@ def _recover(root: Path, path: Path, origin: pd.Timestamp, commit_point: CommitP
         leftover.unlink(missing_ok=True)
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # killed writers of an earlier layout
         leftover.unlink(missing_ok=True)
+    path.with_suffix(".lock").unlink(missing_ok=True)  # the earlier layout's lock, in the dataset folder
 
 
 def recover_publications(root: Path, commit_point: CommitPoint | None = None) -> list[Path]:

@@ -171,3 +171,19 @@ def test_parquet_and_sql_stay_one_version_through_sigkills(tmp_path):
     staged = list((root / ".publishing" / "staging").iterdir())
     assert leftovers == [] and staged == []
     print(f"\n12 SIGKILLs: {len(ahead)} left the SQL table one version ahead until the next publish: {ahead}")
+
+
+def test_a_publish_cleans_what_killed_writers_and_the_earlier_layout_left(tmp_path):
+    root = tmp_path / "out"
+    first = _run(tmp_path, "first", _panel(), root)
+    folder = root / "forecasts"
+    stem = f"origin={AS_OF:%Y-%m-%d}"
+    litter = [folder / f".{stem}.parquet.{pid}.tmp" for pid in (101, 202)] + [folder / f"{stem}.lock"]
+    for path in litter:
+        path.write_bytes(b"left by a killed writer")
+    staged = root / ".publishing" / "staging" / f"{stem}.deadbeef.parquet"
+    staged.write_bytes(b"never committed")
+    publish(first["run_dir"])
+    assert sorted(p.name for p in folder.iterdir()) == [f"{stem}.parquet"]
+    assert not staged.exists()
+    assert len(pd.read_parquet(folder)) == 40
