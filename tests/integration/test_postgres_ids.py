@@ -13,11 +13,10 @@ import sqlalchemy as sa
 from postgres import temporary_database
 
 from forecasting.cli import EXIT_OK, main
-from forecasting.data.contract import MAX_ID_LENGTH
 
 NUL_ID = "SKU\x00-1"
 LONG_ID = "L" * 300
-LONGEST_ID = "M" * MAX_ID_LENGTH  # allowed: the SQL key column holds it
+LONGEST_ID = "M" * 255  # the longest id the contract allows: the SQL key column holds it
 
 
 @pytest.fixture

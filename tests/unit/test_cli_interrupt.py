@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.cli import EXIT_INTERRUPTED
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("forecasting")
+EXIT_INTERRUPTED = 130  # as shells report a SIGINT
 
 
 def _group(pgid: int) -> list[int]:

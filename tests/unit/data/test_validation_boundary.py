@@ -8,15 +8,17 @@ import pandas as pd
 import pytest
 
 from forecasting.config.settings import ValidationSettings
-from forecasting.data.contract import ID, MAX_ID_LENGTH, TARGET, TIME
-from forecasting.data.validation import (
-    REASON_EXCESSIVE_GAPS,
-    REASON_INVALID_ID,
-    REASON_NOT_STARTED,
-    DataSchemaError,
-    check_schema,
-    validate_history,
-)
+from forecasting.data.contract import ID, TARGET, TIME
+from forecasting.data.validation import DataSchemaError, validate_history
+
+MAX_ID_LENGTH = 255
+REASON_INVALID_ID, REASON_EXCESSIVE_GAPS, REASON_NOT_STARTED = "invalid_id", "excessive_gaps", "starts_after_as_of"
+
+
+def check_schema(raw: pd.DataFrame):
+    from forecasting.data.validation import check_schema as check  # the public schema check
+
+    return check(raw)
 
 FREQ = "W-SUN"
 DATES = pd.date_range("2024-01-07", periods=30, freq=FREQ)
