@@ -276,6 +276,12 @@ def network_isolation() -> str:
     return sandbox_probe().get("network", "not enforced on this machine (probe failed)")
 
 
+@cache
+def process_isolation() -> str:
+    """Whether what a plug-in child starts is killed with it on this machine (and how)."""
+    return sandbox_probe().get("processes", "unknown (probe failed)")
+
+
 def isolation_summary(settings: Settings) -> dict[str, Any]:
     """How the configured plug-ins run, for a run's summary (empty when none is configured)."""
     names = [c.name for c in settings.models.candidates] + list(settings.models.fallback)
@@ -286,4 +292,6 @@ def isolation_summary(settings: Settings) -> dict[str, Any]:
     if not settings.plugins.isolation:
         return {"plugins": plugins, "process": "in-process (plugins.isolation is off)", "network": "not enforced (plugins.isolation is off)"}
     limits = {name: dict(zip(("timeout_seconds", "memory_limit_mb"), settings.plugins.limits_for(name), strict=True)) for name in plugins}
-    return {"plugins": plugins, "process": "child process per batch and plug-in", "limits": limits, "network": network_isolation()}
+    return {"plugins": plugins, "process": "child process per batch and plug-in", "limits": limits,
+            "network": network_isolation(), "processes": process_isolation(),
+            "environment": "allow-listed (no credentials), a private temporary folder; the file system is not isolated"}
