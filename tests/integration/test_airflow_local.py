@@ -42,7 +42,7 @@ def test_make_airflow_listens_on_loopback_only(tmp_path):
     home = tmp_path / "airflow_home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FORECASTING"))}
     env.update(AIRFLOW_HOME=str(home), AIRFLOW_PORT=str(_free_port()), DASK_PORT=str(_free_port()),
-               DASK_DASHBOARD_PORT=str(_free_port()), DASK_WORKERS="1", FORECASTING__OUTPUT__ROOT=str(tmp_path / "out"))
+               DASK_DASHBOARD_PORT=str(_free_port()), DASK_WORKERS="0", FORECASTING__OUTPUT__ROOT=str(tmp_path / "out"))
     try:
         started = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=420)
         assert started.returncode == 0, started.stderr + "".join(p.read_text()[-2000:] for p in (home / "logs").glob("*.log"))

@@ -126,14 +126,23 @@ def test_an_unreachable_database_publishes_nothing(tmp_path, monkeypatch):
     assert set(pd.read_parquet(table)["run_id"]) == set(_sql_rows(root)["run_id"]) == {first["run_id"]}
 
 
-PUBLISHER = """
-import sys
+# Imports once, then forks one publisher per request (each cycles the runs until it is SIGKILLed).
+PUBLISHERS = """
+import os, sys
 from forecasting.orchestration.pipeline import publish
 runs = sys.argv[1:]
-print("ready", flush=True)
-while True:
-    for run in runs:
-        publish(run)
+for _ in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            while True:
+                for run in runs:
+                    publish(run)
+        finally:
+            os._exit(1)
+    print(pid, flush=True)
+    os.waitpid(pid, 0)
+    print("reaped", flush=True)
 """
 
 
@@ -151,19 +160,25 @@ def test_parquet_and_sql_stay_one_version_through_sigkills(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     rng = random.Random(14)
     ahead = []
-    for _ in range(12):
-        child = subprocess.Popen([sys.executable, "-c", PUBLISHER, *order], stdout=subprocess.PIPE, text=True, env=env)
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.3, 2.0))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-        parquet, sql = _versions(root)
-        assert len(parquet) == 1 and len(sql) == 1, (parquet, sql)  # each store holds one whole version
-        (p,), (s,) = parquet, sql
-        if p != s:
-            ahead.append(f"parquet {p} vs sql {s}")
-            assert p != follows[s], f"the Parquet table is newer than the SQL table: {p} after {s}"
+    driver = subprocess.Popen([sys.executable, "-c", PUBLISHERS, *order], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        for _ in range(12):
+            driver.stdin.write("go\n")
+            driver.stdin.flush()
+            publisher = int(driver.stdout.readline())
+            time.sleep(rng.uniform(0.1, 1.0))
+            os.kill(publisher, signal.SIGKILL)
+            assert driver.stdout.readline().strip() == "reaped"
+            parquet, sql = _versions(root)
+            assert len(parquet) == 1 and len(sql) == 1, (parquet, sql)  # each store holds one whole version
+            (p,), (s,) = parquet, sql
+            if p != s:
+                ahead.append(f"parquet {p} vs sql {s}")
+                assert p != follows[s], f"the Parquet table is newer than the SQL table: {p} after {s}"
+    finally:
+        driver.stdin.close()
+        driver.wait(timeout=60)
     publish(order[0])  # the next publish finishes an interrupted one first
     parquet, sql = _versions(root)
     assert parquet == sql == {ids[0]}
