@@ -295,10 +295,6 @@ def _validate_without_time(frame: pd.DataFrame) -> pd.DataFrame:
     return schema.validate(frame, lazy=True)
 
 
-def _check_schema(raw: pd.DataFrame) -> pd.DataFrame:
-    return check_schema(raw)[0]
-
-
 def default_as_of(frame: pd.DataFrame) -> pd.Timestamp:
     """The as-of date when none is given: the last date of a schema-checked frame."""
     return pd.Timestamp(frame[TIME].max())

@@ -41,14 +41,14 @@ def _last_json(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def _config(tmp_path: Path, candidates: str, plugins: str = "") -> Path:
+def _config(tmp_path: Path, candidates: str, plugins: str = "", verdicts: Path | None = None) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(
         "demo: {n_series: 10, n_periods: 60}\n"
         "forecast: {horizon: 4, season_length: 4}\n"
         f"models: {{candidates: [{candidates}], fallback: [Naive]}}\n"
         "selection: {ensemble_top_k: 0}\nensemble: {weighted: false}\n"
-        f"plugins: {{verdict_cache: {tmp_path / 'verdicts'}{plugins}}}\n"
+        f"plugins: {{verdict_cache: {verdicts or tmp_path / 'verdicts'}{plugins}}}\n"
         "compute: {executor: serial, n_shards: 1, progress: false}\n"
         f"output: {{root: {tmp_path / 'out'}}}\n"
         "registry: {enabled: false}\nreporting: {enabled: false}\ndatabase: {enabled: false}\n"
@@ -81,7 +81,10 @@ def test_a_plugin_that_exits_fails_its_checks_and_is_refused_by_a_run(tmp_path, 
     assert "the plug-in's process died (exit code 7)" in reasons["clone_unfitted"]
     assert {"template_methods", "tags_valid", "not_fitted_error"}.isdisjoint(reasons)  # checks that never fit pass
 
-    ran = _cli(fixture_plugins, "run", "--config", str(_config(tmp_path, "{name: Naive}, {name: ExitsAtFit}")), "--json")
+    # The run finds the verdict `plugins check` cached (the kit in the sandbox is the check above; the
+    # secrets test below has runs compute their verdicts) and refuses the plug-in before any work.
+    config = _config(tmp_path, "{name: Naive}, {name: ExitsAtFit}", verdicts=tmp_path / "plugins")
+    ran = _cli(fixture_plugins, "run", "--config", str(config), "--json")
     assert ran.returncode == 2, ran.stderr[-2000:]
     error = _last_json(ran)
     assert error["error_type"] == "PluginNotConformantError"

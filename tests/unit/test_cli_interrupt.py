@@ -48,17 +48,23 @@ def _processes_in(folder: Path) -> list[str]:
     return found
 
 
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One conformance verdict cache for both runs: the plug-in's kit runs once."""
+    return tmp_path_factory.mktemp("verdicts")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["serial", "dask"])
-def test_ctrl_c_stops_a_run_cleanly_with_exit_code_130(tmp_path, executor):
+def test_ctrl_c_stops_a_run_cleanly_with_exit_code_130(tmp_path, executor, verdicts):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     config = tmp_path / "config.yaml"
     config.write_text(
-        "demo: {n_series: 40, n_periods: 104}\n"
+        "demo: {n_series: 20, n_periods: 104}\n"
         "models: {candidates: [{name: AutoETS}, {name: Naive}, {name: SeasonalMovingAverage}]}\n"
         f"compute: {{executor: {executor}, n_workers: 1, n_shards: 2, series_per_batch: 2, progress: false}}\n"
-        f"plugins: {{verdict_cache: {tmp_path / 'verdicts'}}}\n"
+        f"plugins: {{verdict_cache: {verdicts}}}\n"
         f"output: {{root: {tmp_path / 'out'}}}\nregistry: {{enabled: false}}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORECASTING")}
