@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
 import time
 
@@ -27,7 +26,7 @@ from forecasting.data.demo import generate_demo_panel
 from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.validation import validate_history
 from forecasting.models.catalog import build_model
-from forecasting.models.conformance import child_environment
+from forecasting.models.sandbox import sandboxed
 from forecasting.orchestration.pipeline import min_backtest_length
 from forecasting.training.batch import train_batch
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
@@ -61,12 +60,13 @@ def _train(history: pd.DataFrame, lifecycle: pd.DataFrame, plan: TrainingPlan, b
 
 
 def _child_start_seconds(repeat: int = 5) -> float:
-    """Start-up of an empty child: the interpreter, numpy and the model layer."""
-    command = [sys.executable, "-c", "import forecasting.training.fitting"]
+    """Start-up of an empty sandboxed child: the supervisor, the interpreter, numpy and the model layer."""
+    command = [sys.executable, "-c", "import forecasting.training.fitting; print('ready')"]
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        subprocess.run(command, check=True, env=child_environment())
+        with sandboxed(command, 2048) as child:
+            child.next_line(120.0)
         times.append(time.perf_counter() - started)
     return min(times)
 

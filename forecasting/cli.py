@@ -2,8 +2,9 @@
 
 With ``--json`` the last line of stdout is one JSON object (also on failure, with
 an ``error`` key); progress and logs go to stderr. Exit codes: 0 success,
-2 bad configuration, 3 unreadable or malformed data, 4 circuit breaker, 1 other
-(and ``plugins check``: a failed check).
+2 bad configuration, 3 unreadable or malformed data, 4 circuit breaker, 130 interrupted
+(Ctrl-C: everything started is stopped, the JSON line still printed), 1 other (and
+``plugins check``: a failed check).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, NoReturn
 from forecasting import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATA, EXIT_CIRCUIT_BREAKER = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 logger = logging.getLogger("forecasting")
 
@@ -346,6 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], dict[str, Any]] = args.handler
     try:
         result = handler(args)
+    except KeyboardInterrupt:  # Ctrl-C: the handlers' clean-up (finally blocks) has run by now
+        print(f"forecasting {args.command}: interrupted (Ctrl-C); stopped", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": "interrupted (Ctrl-C)", "error_type": "KeyboardInterrupt",
+                              "exit_code": EXIT_INTERRUPTED}))
+        return EXIT_INTERRUPTED
     except Exception as exc:
         code = _exit_code(exc)
         if code == EXIT_FAILURE:

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# `make airflow` / `make airflow-stop`: Airflow (standalone: api-server, scheduler, dag-processor,
-# triggerer) with the project's DAGs, plus a local Dask scheduler and two workers the tasks use.
+# `make airflow` / `make airflow-stop`: Airflow (api-server, scheduler, dag-processor, triggerer, as
+# `airflow standalone` runs them) with the project's DAGs, plus a local Dask scheduler and two workers
+# the tasks use. Everything listens on 127.0.0.1 only: the components are started one by one because
+# standalone's scheduler and triggerer start log servers on every interface (0.0.0.0:8793/8794); with
+# the LocalExecutor on one machine the UI reads task logs from the log folder, so they are not started.
 # Each service runs in its own process group (setsid); stop sends TERM, then KILL, to each group.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +14,7 @@ export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT/airflow_home}
 STATE=$AIRFLOW_HOME/pids
 AIRFLOW_PORT=${AIRFLOW_PORT:-8080}
 DASK_PORT=${DASK_PORT:-8786}
+DASK_DASHBOARD_PORT=${DASK_DASHBOARD_PORT:-8787}
 DASK_WORKERS=${DASK_WORKERS:-2}
 
 export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
@@ -21,6 +25,9 @@ export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$AIRFLOW_PORT
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
+export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+export AIRFLOW__API__WORKERS=${AIRFLOW__API__WORKERS:-1}
 # The environment a run without the config param uses: staging (its own output root, forecast
 # table, MLflow experiment and model), so nothing here touches what `make demo` wrote. Relative
 # paths in a config are relative to this folder (every Airflow process runs from it).
@@ -54,20 +61,23 @@ start() {
     exit 1
   fi
   mkdir -p "$STATE" "$AIRFLOW_HOME/logs" "$DASK_TEMPORARY_DIRECTORY"
-  spawn dask-scheduler "$BIN/dask" scheduler --host 127.0.0.1 --port "$DASK_PORT" --dashboard-address 127.0.0.1:8787
+  spawn dask-scheduler "$BIN/dask" scheduler --host 127.0.0.1 --port "$DASK_PORT" --dashboard-address "127.0.0.1:$DASK_DASHBOARD_PORT"
   wait_for 60 "the Dask scheduler" "$BIN/python" -c "import socket; socket.create_connection(('127.0.0.1', $DASK_PORT), 1)"
   for i in $(seq "$DASK_WORKERS"); do
     spawn "dask-worker-$i" "$BIN/dask" worker "tcp://127.0.0.1:$DASK_PORT" --host 127.0.0.1 --nthreads 1 \
       --nworkers 1 --memory-limit 4GiB --name "worker-$i" --dashboard-address 127.0.0.1:0
   done
   "$BIN/airflow" db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1
-  spawn airflow "$BIN/airflow" standalone
+  spawn airflow-scheduler "$BIN/airflow" scheduler --skip-serve-logs
+  spawn airflow-triggerer "$BIN/airflow" triggerer --skip-serve-logs
+  spawn airflow-dag-processor "$BIN/airflow" dag-processor
+  spawn airflow-api-server "$BIN/airflow" api-server --host 127.0.0.1 --port "$AIRFLOW_PORT"
   wait_for 180 "Airflow"  "$BIN/python" -c \
     "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health', timeout=2)"
   local passwords=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
   wait_for 30 "the login file" test -s "$passwords"
   echo "Airflow UI:     http://127.0.0.1:$AIRFLOW_PORT  (login: $(sed -e 's/[{}" ]//g' -e 's/:/ \/ /' "$passwords"))"
-  echo "Dask dashboard: http://127.0.0.1:8787/status  (scheduler tcp://127.0.0.1:$DASK_PORT, $DASK_WORKERS workers)"
+  echo "Dask dashboard: http://127.0.0.1:$DASK_DASHBOARD_PORT/status  (scheduler tcp://127.0.0.1:$DASK_PORT, $DASK_WORKERS workers)"
   echo "Logs: $AIRFLOW_HOME/logs   Settings: $FORECASTING_CONFIG   Stop: make airflow-stop"
   echo "Nothing is scheduled. Run the weekly job: make airflow-trigger CONFIG=config/staging.yaml"
   echo "  (or in the UI: weekly_forecast -> Trigger, param config)"

@@ -112,7 +112,14 @@ class ValidationSettings(_Section):
     gaps: Literal["fill_zero", "interpolate", "forward_fill", "quarantine"] = "fill_zero"
     negative_values: Literal["allow", "clip", "quarantine"] = "allow"
     min_observations: int = Field(2, ge=1)
-    max_quarantine_share: float = Field(0.2, ge=0.0, le=1.0, description="Circuit breaker.")
+    max_gap_fill_share: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="Quarantine (excessive_gaps) a series whose gap filling would create more than this share of it.",
+    )
+    max_quarantine_share: float = Field(
+        0.2, ge=0.0, le=1.0,
+        description="Circuit breaker: the run fails when more than this share of its series has no publishable forecast.",
+    )
 
 
 class LifecycleSettings(_Section):

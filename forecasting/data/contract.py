@@ -11,12 +11,14 @@ from collections.abc import Iterable
 ID, TIME, TARGET, CUTOFF = "unique_id", "ds", "y", "cutoff"
 
 SCHEMA_VERSION = 1
+MAX_ID_LENGTH = 255  # characters of a series id; the SQL key column holds exactly this many
 
 STATUS_OK = "ok"
 STATUS_FALLBACK = "fallback"
 STATUS_NEW = "new"
 STATUS_QUARANTINED = "quarantined"
 STATUS_ENDED = "ended"
+STATUS_NOT_STARTED = "not_started"  # every row of the series lies after the as-of date
 PUBLISHED_STATUSES = (STATUS_OK, STATUS_FALLBACK, STATUS_NEW)
 
 

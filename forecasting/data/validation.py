@@ -10,12 +10,19 @@ Two kinds of problems, handled differently:
   all its rows removed from the clean history), according to
   :class:`~forecasting.config.settings.ValidationSettings`.
 
+The schema is checked before anything reads a column (the default as-of date included:
+:func:`check_schema`). Time-zone-aware dates (a tz-aware column, or strings with a UTC
+offset such as ``+05:00``) are read as local wall-clock time, the offset dropped, so that
+local midnights stay on the grid; ``ValidationReport.notes`` says so.
+
 Per-series rules run in this order; a series is quarantined for the first rule that
 quarantines it, and later rules only see the series still kept:
 
 1. rows after ``as_of`` are dropped and counted (``trimmed_rows``), never quarantined;
    a series whose every row lies after ``as_of`` does not exist yet at ``as_of``: it is
-   trimmed entirely and not counted in ``n_input_series``;
+   listed in ``ValidationReport.not_started`` and not counted in ``n_input_series``;
+   ``invalid_id``: an id that is empty, longer than ``MAX_ID_LENGTH`` characters or holds
+   a control character (a NUL byte cannot be stored by PostgreSQL);
 2. ``non_finite_values``: NaN or infinite ``y`` (quarantine | drop the rows);
 3. ``irregular_frequency``: a ``ds`` off the ``freq`` grid, e.g. a Wednesday in W-SUN data
    or a time of day in weekly data (quarantine | drop the rows);
@@ -23,6 +30,9 @@ quarantines it, and later rules only see the series still kept:
    "last" keeping the last row in input order);
 5. ``negative_values``: allow | clip to 0 | quarantine;
 6. ``too_short``: fewer than ``min_observations`` real observations left;
+   ``excessive_gaps``: filling the gaps between its first and last observation would make
+   more than ``max_gap_fill_share`` of that span (a mistyped year, say 1917 for 2017, turns
+   a series into a century of zeros; trailing periods are not counted: they mean it ended);
 7. ``gaps``: periods missing between the series' first date and ``as_of``, trailing periods
    after its last date included (fill_zero | interpolate, trailing ones forward-filled |
    forward_fill | quarantine).
@@ -35,6 +45,7 @@ each series' regular grid from its first observation to the last grid date at or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -44,21 +55,33 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from forecasting.config.settings import ValidationSettings
-from forecasting.data.contract import ID, TARGET, TIME
+from forecasting.data.contract import (
+    ID,
+    MAX_ID_LENGTH,
+    STATUS_NOT_STARTED,
+    STATUS_QUARANTINED,
+    TARGET,
+    TIME,
+)
 
 # Quarantine reason codes, in the order the rules run.
+REASON_INVALID_ID = "invalid_id"
 REASON_NON_FINITE = "non_finite_values"
 REASON_IRREGULAR = "irregular_frequency"
 REASON_DUPLICATES = "duplicate_timestamps"
 REASON_NEGATIVE = "negative_values"
 REASON_TOO_SHORT = "too_short"
+REASON_EXCESSIVE_GAPS = "excessive_gaps"
 REASON_GAPS = "gaps"
+REASON_NOT_STARTED = "starts_after_as_of"  # not a quarantine: the series has no row at or before as_of
 REASONS = (
+    REASON_INVALID_ID,
     REASON_NON_FINITE,
     REASON_IRREGULAR,
     REASON_DUPLICATES,
     REASON_NEGATIVE,
     REASON_TOO_SHORT,
+    REASON_EXCESSIVE_GAPS,
     REASON_GAPS,
 )
 
@@ -79,6 +102,7 @@ REPAIRS = (
 )
 
 QUARANTINE_COLUMNS = [ID, "reason", "detail"]
+NOT_STARTED_COLUMNS = [ID, "reason", "detail"]
 REPAIR_COLUMNS = [ID, "repair", "count"]
 
 _EXAMPLES = 3  # offending values quoted per series or column
@@ -99,7 +123,7 @@ class DataSchemaError(ValueError):
 
 
 class CircuitBreakerError(RuntimeError):
-    """Too large a share of the series was quarantined to trust the input."""
+    """Too large a share of the series has no publishable forecast to trust the run."""
 
 
 @dataclass
@@ -111,6 +135,8 @@ class ValidationReport:
     repairs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPAIR_COLUMNS))
     trimmed_rows: int = 0
     n_input_series: int = 0
+    not_started: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=NOT_STARTED_COLUMNS))
+    notes: list[str] = field(default_factory=list)
 
     @property
     def quarantine_share(self) -> float:
@@ -178,15 +204,106 @@ def _schema_report(exc: SchemaErrors, raw: pd.DataFrame) -> str:
     return "\n".join([header, *lines])
 
 
-def _check_schema(raw: pd.DataFrame) -> pd.DataFrame:
+_OFFSET = re.compile(r"^(.*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+_NS_RANGE = f"{pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}"
+
+
+def _wall_clock(column: pd.Series) -> tuple[pd.Series, list[str]]:
+    """Time-zone-aware dates as naive local wall-clock times; notes saying what was converted."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        note = f"{TIME} is time-zone aware ({column.dtype.tz}): read as local wall-clock time, the zone dropped"
+        return column.dt.tz_localize(None), [note]
+    if column.dtype != object and not pd.api.types.is_string_dtype(column):
+        return column, []
+    aware = column.map(lambda v: getattr(v, "tzinfo", None) is not None)
+    if aware.any():  # datetime objects with a zone, possibly mixed with naive ones
+        column = column.where(~aware, column[aware].map(lambda v: pd.Timestamp(v).tz_localize(None)))
+    text = column.map(lambda v: _OFFSET.match(v.strip()) if isinstance(v, str) else None)
+    offset = text.notna()
+    if offset.any():
+        column = column.where(~offset, text[offset].map(lambda m: m.group(1)))
+    converted = int(aware.sum() + offset.sum())
+    if not converted:
+        return column, []
+    parsed = pd.to_datetime(column, format="mixed", errors="coerce")
+    unparsed = parsed.isna() & column.notna()
+    column = parsed.astype(object).where(~unparsed, column) if unparsed.any() else parsed  # the rest: reported
+    example = next(iter(pd.Series(text[offset].map(lambda m: m.string)).head(1)), "")
+    shown = f", e.g. {example!r}" if example else ""
+    return column, [f"{converted} {TIME} value(s) carry a time zone or UTC offset{shown}: read as local "
+                    "wall-clock time, the offset dropped"]
+
+
+def _out_of_range(column: pd.Series) -> list[str]:
+    """Report lines for dates outside what the platform's timestamps hold (nanoseconds: 1677 to 2262)."""
+    if pd.api.types.is_datetime64_dtype(column.dtype) and column.dtype != np.dtype("datetime64[ns]"):
+        low, high = pd.Timestamp.min, pd.Timestamp.max
+        values = column.astype(object)
+        bad = values.map(lambda v: v is not None and not pd.isna(v) and not (low <= pd.Timestamp(v) <= high))
+    elif column.dtype == object or pd.api.types.is_string_dtype(column):
+        bad = column.map(_parses_out_of_range)
+    else:
+        return []
+    if not bad.any():
+        return []
+    rows = column[bad]
+    examples = ", ".join(f"{_quote(v)} (row {r})" for r, v in rows.head(_EXAMPLES).items())
+    more = f" and {len(rows) - _EXAMPLES} more" if len(rows) > _EXAMPLES else ""
+    return [f"- column {TIME!r}: {len(rows)} date(s) outside the supported range {_NS_RANGE}: {examples}{more}"]
+
+
+def _parses_out_of_range(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    try:
+        stamp.as_unit("ns")
+    except (ValueError, OverflowError):
+        return True
+    return False
+
+
+def check_schema(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The contract columns with their types (``ds`` as naive wall-clock time), and notes on what was converted.
+
+    Raises :class:`DataSchemaError` naming every broken column and a few offending values.
+    """
     if not isinstance(raw, pd.DataFrame):
         raise DataSchemaError(f"input history must be a pandas DataFrame, got {type(raw).__name__}")
-    subset = raw[[c for c in (ID, TIME, TARGET) if c in raw.columns]]
+    subset = raw[[c for c in (ID, TIME, TARGET) if c in raw.columns]].copy()
+    notes: list[str] = []
+    problems: list[str] = []
+    if TIME in subset:
+        subset[TIME], notes = _wall_clock(subset[TIME])
+        problems = _out_of_range(subset[TIME])
+    checked = subset.drop(columns=TIME) if problems else subset
+    header = f"input history does not match the data contract ({ID}, {TIME}, {TARGET}):"
     try:
-        frame = _SCHEMA.validate(subset, lazy=True)
+        frame = _SCHEMA.validate(checked, lazy=True) if not problems else _validate_without_time(checked)
     except SchemaErrors as exc:
-        raise DataSchemaError(_schema_report(exc, raw)) from None
-    return frame[[ID, TIME, TARGET]].reset_index(drop=True)
+        raise DataSchemaError("\n".join([_schema_report(exc, raw), *problems])) from None
+    if problems:
+        raise DataSchemaError("\n".join([header, *problems]))
+    return frame[[ID, TIME, TARGET]].reset_index(drop=True), notes
+
+
+def _validate_without_time(frame: pd.DataFrame) -> pd.DataFrame:
+    schema = _SCHEMA.remove_columns([TIME])
+    return schema.validate(frame, lazy=True)
+
+
+def default_as_of(frame: pd.DataFrame) -> pd.Timestamp:
+    """The as-of date when none is given: the last date of a schema-checked frame."""
+    return pd.Timestamp(frame[TIME].max())
+
+
+def wall_clock_as_of(as_of: pd.Timestamp | str) -> pd.Timestamp:
+    """An as-of date as naive wall-clock time (a zone or offset is dropped, as for the data)."""
+    stamp = pd.Timestamp(as_of)
+    return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 # --------------------------------------------------------------------------- per series
@@ -274,13 +391,12 @@ def validate_history(
     Raises :class:`DataSchemaError` when the frame as a whole is broken. Never raises for a
     broken series: it is repaired or quarantined according to ``policy``.
     """
-    frame = _check_schema(raw)
-    as_of = pd.Timestamp(as_of)
-    if as_of.tzinfo is not None:
-        as_of = as_of.tz_convert("UTC").tz_localize(None)
+    frame, notes = check_schema(raw)
+    as_of = wall_clock_as_of(as_of)
 
     after = (frame[TIME] > as_of).to_numpy()
     trimmed_rows = int(after.sum())
+    not_started = _not_started(frame, after, as_of)
     frame = frame[~after]
     codes, ids = pd.factorize(frame[ID], sort=True)
     ids = np.asarray(ids, dtype=object)
@@ -288,7 +404,11 @@ def validate_history(
     ledger = _Ledger(n_series)
 
     if n_series == 0:
-        return _report(ids, ledger, _empty_history(), trimmed_rows)
+        return _report(ids, ledger, _empty_history(), trimmed_rows, not_started, notes)
+
+    _check_ids(ids, ledger)
+    keep = ~ledger.quarantined[codes]
+    frame, codes = frame[keep], codes[keep]
 
     work = pd.DataFrame(
         {
@@ -297,6 +417,8 @@ def validate_history(
             "y": frame[TARGET].to_numpy(dtype=np.float64),
         }
     )
+    if work.empty:  # every series was quarantined by its id
+        return _report(ids, ledger, _empty_history(), trimmed_rows, not_started, notes)
     grid = _grid(work["ds"].min(), as_of, freq)
 
     # non-finite y
@@ -333,7 +455,42 @@ def validate_history(
             ledger.repair(hit, REPAIR_CLIPPED_NEGATIVE, counts[hit])
 
     history = _regularise(work, grid, policy, ledger, n_series, freq)
-    return _report(ids, ledger, history, trimmed_rows)
+    return _report(ids, ledger, history, trimmed_rows, not_started, notes)
+
+
+def _not_started(frame: pd.DataFrame, after: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Series whose every row lies after ``as_of``: they do not exist yet, and are listed with why."""
+    if not after.any():
+        return pd.DataFrame(columns=NOT_STARTED_COLUMNS)
+    later = frame[after].groupby(ID, sort=True)[TIME].agg(["min", "size"])
+    later = later[~later.index.isin(frame.loc[~after, ID].unique())]
+    details = [f"all {n} row(s) lie after as_of {as_of:%Y-%m-%d} (the first on {first:%Y-%m-%d})"
+               for first, n in zip(later["min"], later["size"], strict=True)]
+    return pd.DataFrame({ID: later.index.astype(object), "reason": REASON_NOT_STARTED, "detail": details},
+                        columns=NOT_STARTED_COLUMNS)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def id_problem(uid: str) -> str:
+    """Why ``uid`` cannot be a series id ("" when it can): empty, too long, or a control character."""
+    if not uid.strip():
+        return "the id is empty or blank"
+    if len(uid) > MAX_ID_LENGTH:
+        return f"the id is {len(uid)} characters long, at most {MAX_ID_LENGTH} are allowed: {_quote(uid)}"
+    found = _CONTROL.search(uid)
+    if found:
+        return (f"the id holds the control character {found.group()!r} at position {found.start()}, "
+                f"which databases cannot store or readers cannot print: {_quote(uid)}")
+    return ""
+
+
+def _check_ids(ids: np.ndarray, ledger: _Ledger) -> None:
+    problems = [id_problem(str(uid)) for uid in ids]
+    hit = np.flatnonzero([bool(p) for p in problems])
+    if hit.size:
+        ledger.quarantine(hit, REASON_INVALID_ID, [problems[c] for c in hit])
 
 
 def _duplicates(work: pd.DataFrame, policy: str, ledger: _Ledger, n_series: int) -> pd.DataFrame:
@@ -393,6 +550,24 @@ def _regularise(
     missing = np.where(alive, length - n_obs, 0)
     trailing = np.where(alive, len(grid) - 1 - last, 0)
 
+    # Periods missing between a series' first and last observation (trailing ones mean it ended).
+    span = np.where(alive, last - first + 1, 0)
+    interior = np.where(alive, span - n_obs, 0)
+    share = interior / np.maximum(span, 1)
+    excessive = alive & (share > policy.max_gap_fill_share)
+    if policy.gaps != "quarantine" and excessive.any():
+        hit = np.flatnonzero(excessive)
+        details = [
+            f"filling its gaps would add {interior[c]} of the {span[c]} periods between its first and last "
+            f"observation ({share[c]:.0%}), above validation.max_gap_fill_share ({policy.max_gap_fill_share:.0%}); "
+            f"{_longest_gap(codes, pos, c, grid)}"
+            for c in hit
+        ]
+        ledger.quarantine(hit, REASON_EXCESSIVE_GAPS, details)
+        alive = ~ledger.quarantined
+        length = np.where(alive, length, 0)
+        missing = np.where(alive, missing, 0)
+
     if policy.gaps == "quarantine" and (missing > 0).any():
         hit = np.flatnonzero(missing > 0)
         # first missing period: the first grid step not present after the series start
@@ -422,6 +597,15 @@ def _regularise(
         out_y = _fill(out_y, out_pos > last[out_code], policy.gaps)
 
     return pd.DataFrame({"code": out_code, "ds": grid[out_pos].to_numpy(), "y": out_y})
+
+
+def _longest_gap(codes: np.ndarray, pos: np.ndarray, code: int, grid: pd.DatetimeIndex) -> str:
+    """The longest run of missing periods of one series, in words (a mistyped year shows up here)."""
+    observed = np.unique(pos[codes == code])
+    runs = np.diff(observed) - 1
+    i = int(np.argmax(runs))
+    return (f"the longest run: {int(runs[i])} missing periods between {grid[observed[i]]:%Y-%m-%d} and "
+            f"{grid[observed[i + 1]]:%Y-%m-%d} (a mistyped date?)")
 
 
 def _first_missing(codes: np.ndarray, pos: np.ndarray, first: np.ndarray, hit: np.ndarray) -> np.ndarray:
@@ -458,7 +642,9 @@ def _empty_history() -> pd.DataFrame:
     )
 
 
-def _report(ids: np.ndarray, ledger: _Ledger, work: pd.DataFrame, trimmed_rows: int) -> ValidationReport:
+def _report(
+    ids: np.ndarray, ledger: _Ledger, work: pd.DataFrame, trimmed_rows: int, not_started: pd.DataFrame, notes: list[str]
+) -> ValidationReport:
     history = pd.DataFrame(
         {
             ID: ids[work["code"].to_numpy()] if len(ids) else np.array([], dtype=object),
@@ -497,6 +683,8 @@ def _report(ids: np.ndarray, ledger: _Ledger, work: pd.DataFrame, trimmed_rows: 
         repairs=repairs.reset_index(drop=True),
         trimmed_rows=trimmed_rows,
         n_input_series=len(ids),
+        not_started=not_started.reset_index(drop=True),
+        notes=notes,
     )
 
 
@@ -514,4 +702,24 @@ def check_circuit_breaker(report: ValidationReport, max_share: float) -> None:
         f"circuit breaker: {share:.1%} of series quarantined ({len(report.quarantine)} of "
         f"{report.n_input_series}), above the limit of {max_share:.1%}. "
         f"Top reasons: {top}. Fix the input or raise validation.max_quarantine_share."
+    )
+
+
+def check_forecast_breaker(ledger: pd.DataFrame, max_share: float) -> None:
+    """Raise :class:`CircuitBreakerError` when more than ``max_share`` of a run's series has no
+    publishable forecast: quarantined by validation or because every model failed.
+
+    Counted over the series with data at the as-of date (``not_started`` ones are not); an
+    ended series is a lifecycle decision, not a failure, and is not counted as one.
+    """
+    counted = ledger[ledger["status"] != STATUS_NOT_STARTED]
+    failed = counted[counted["status"] == STATUS_QUARANTINED]
+    share = len(failed) / len(counted) if len(counted) else 0.0
+    if share <= max_share:
+        return
+    top = ", ".join(f"{reason} {n}" for reason, n in failed["reason"].value_counts().head(5).items())
+    raise CircuitBreakerError(
+        f"circuit breaker: {len(failed)} of {len(counted)} series ({share:.1%}) have no publishable forecast, "
+        f"above validation.max_quarantine_share ({max_share:.1%}). Reasons: {top}. Nothing was registered or "
+        "published: the table keeps its previous forecasts. Fix the input or raise validation.max_quarantine_share."
     )

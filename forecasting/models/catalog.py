@@ -144,11 +144,18 @@ def model_class(name: str) -> type[ForecastModel]:
 
 
 def instantiate(model_class: type[ForecastModel], params: dict[str, Any], season_length: int) -> ForecastModel:
-    """An instance with ``params``; ``season_length`` is filled in where the model takes one."""
+    """An instance with ``params``; ``season_length`` is filled in where the model takes one.
+
+    Raises ``InvalidParameterError`` for a parameter the class's ``param_constraints`` refuse.
+    """
+    from forecasting.models.params import check_params
+
     arguments = dict(params)
     if "season_length" in model_class._param_names() and "season_length" not in arguments:
         arguments["season_length"] = season_length
-    return model_class(**arguments)
+    model = model_class(**arguments)
+    check_params(model)
+    return model
 
 
 def build_model(name: str, params: dict[str, Any], season_length: int) -> ForecastModel:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from forecasting.models.base import (
 )
 from forecasting.models.catalog import instantiate
 from forecasting.models.conformal import predict_with_quantiles
+from forecasting.models.sandbox import sandbox_environment
 
 SEASON = 4
 H = 6
@@ -490,15 +490,6 @@ def third_party_imports(module_name: str) -> list[str]:
     return sorted(external)
 
 
-def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment with its ``sys.path`` as PYTHONPATH: a child imports what we import."""
-    env = dict(os.environ)
-    folders = (os.path.abspath(p or os.curdir) for p in sys.path)  # children run in another folder
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in folders if os.path.isdir(p)))
-    env.update(extra or {})
-    return env
-
-
 _probes: dict[str, Future[dict[str, Any]]] = {}
 _probes_lock = threading.Lock()
 
@@ -534,9 +525,7 @@ def _probe_import(module_name: str) -> dict[str, Any]:
         roots = [Path(scratch) / part for part in ("cwd", "tmp", "home")]
         for root in roots:
             root.mkdir()
-        env = child_environment(
-            {"TMPDIR": str(roots[1]), "HOME": str(roots[2]), "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1"}
-        )
+        env = sandbox_environment(roots[2], {"TMPDIR": str(roots[1]), "PYTHONDONTWRITEBYTECODE": "1"})
         baseline = json.dumps(third_party_imports(module_name))
         completed = subprocess.run(
             [sys.executable, "-c", _IMPORT_PROBE, module_name, *map(str, roots), baseline],

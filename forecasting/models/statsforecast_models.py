@@ -9,6 +9,7 @@ import numpy as np
 import statsforecast.models as sf_models
 
 from forecasting.models.base import Forecast, ForecastModel
+from forecasting.models.params import Constraint
 
 _NOT_PARAMETERS = {"self", "alias", "prediction_intervals"}
 
@@ -73,6 +74,36 @@ class StatsForecastModel(ForecastModel):
         return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
 
 
+_POSITIVE_INTS = ("season_length", "window_size", "nmodels")
+_SHARES = ("alpha_d", "alpha_p")  # smoothing weights: (0, 1]
+
+
+def _constraints(sf_class: type, default_params: dict[str, Any]) -> dict[str, Constraint]:
+    """What each parameter accepts: its default's kind, and the ranges statsforecast silently assumes."""
+    signature = inspect.signature(sf_class.__init__)
+    defaults = {n: p.default for n, p in signature.parameters.items()
+                if n not in _NOT_PARAMETERS and p.default is not inspect.Parameter.empty}
+    defaults.update(default_params)
+    found: dict[str, Constraint] = {}
+    for name in signature.parameters:
+        if name in _NOT_PARAMETERS:
+            continue
+        default = defaults.get(name)
+        if name == "season_length":
+            found[name] = Constraint("ints", low=1, none_ok=False)
+        elif name in _POSITIVE_INTS:
+            found[name] = Constraint("int", low=1)
+        elif name in _SHARES:
+            found[name] = Constraint("real", low=0.0, high=1.0, low_open=True)
+        elif isinstance(default, bool):
+            found[name] = Constraint("bool")
+        elif isinstance(default, int):
+            found[name] = Constraint("int", low=0)
+        elif isinstance(default, str):
+            found[name] = Constraint("str")
+    return found
+
+
 def _adapter(
     sf_class: type,
     tags: dict[str, Any],
@@ -82,6 +113,7 @@ def _adapter(
     cheap = dict(test_params or {})
     namespace = {
         "sf_class": sf_class,
+        "param_constraints": _constraints(sf_class, default_params or {}),
         "tags": tags,
         "default_params": default_params or {},
         "get_test_params": classmethod(lambda cls: [dict(cheap)]),

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from forecasting.config import Settings
 from forecasting.data.frequency import require_fitting_frequency
 from forecasting.data.lifecycle import classify_lifecycle
-from forecasting.data.validation import validate_history
+from forecasting.data.validation import (
+    check_schema,
+    default_as_of,
+    validate_history,
+    wall_clock_as_of,
+)
+from forecasting.models.params import check_model_settings
 from forecasting.orchestration.pipeline import load_input, min_backtest_length
 
 EXIT_CIRCUIT_BREAKER = 4
@@ -22,10 +26,12 @@ EXIT_CIRCUIT_BREAKER = 4
 
 def validate_only(settings: Settings) -> dict[str, Any]:
     """Validate the configured input; report quarantine reasons, repairs and lifecycle classes."""
+    check_model_settings(settings)
     raw, source = load_input(settings)
-    as_of = pd.Timestamp(settings.forecast.as_of) if settings.forecast.as_of else pd.to_datetime(raw["ds"]).max()
-    require_fitting_frequency(raw["ds"], settings.forecast.freq, settings.data.time_col)
-    report = validate_history(raw, settings.forecast.freq, as_of, settings.validation)
+    frame, notes = check_schema(raw)  # the schema first, as a run does
+    as_of = wall_clock_as_of(settings.forecast.as_of) if settings.forecast.as_of else default_as_of(frame)
+    require_fitting_frequency(frame["ds"], settings.forecast.freq, settings.data.time_col)
+    report = validate_history(frame, settings.forecast.freq, as_of, settings.validation)
     lifecycle = classify_lifecycle(
         report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
     )
@@ -36,6 +42,8 @@ def validate_only(settings: Settings) -> dict[str, Any]:
         "as_of": as_of.isoformat(),
         "freq": settings.forecast.freq,
         "n_input_series": report.n_input_series,
+        "notes": notes,
+        "not_started": int(len(report.not_started)),
         "trimmed_rows": report.trimmed_rows,
         "quarantined": int(len(report.quarantine)),
         "quarantine_share": round(report.quarantine_share, 4),

@@ -10,7 +10,9 @@ there, so only ids and paths travel through Dask.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -37,15 +39,29 @@ def _shared_local_cluster(settings: Settings) -> Any:
     if _embedded_cluster is None:
         from distributed import LocalCluster
 
-        _embedded_cluster = LocalCluster(
-            n_workers=settings.compute.n_workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            memory_limit=settings.compute.worker_memory_limit,
-        )
+        with _sigint_ignored():  # the workers inherit it: a Ctrl-C stops this process, which closes them
+            _embedded_cluster = LocalCluster(
+                n_workers=settings.compute.n_workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                memory_limit=settings.compute.worker_memory_limit,
+            )
     return _embedded_cluster
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block starts child processes (only the main thread can change it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def shutdown_embedded_cluster() -> None:

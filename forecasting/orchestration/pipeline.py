@@ -21,21 +21,41 @@ import pandas as pd
 
 from forecasting import __version__
 from forecasting.config import ConfigError, Settings
-from forecasting.data.contract import STATUS_QUARANTINED
+from forecasting.data.contract import (
+    PUBLISHED_STATUSES,
+    STATUS_ENDED,
+    STATUS_NOT_STARTED,
+    STATUS_QUARANTINED,
+    quantile_labels,
+)
 from forecasting.data.database import database_engine
 from forecasting.data.demo import generate_demo_panel
 from forecasting.data.frequency import require_fitting_frequency
 from forecasting.data.io import fingerprint, read_history
 from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.sharding import assign_shards
-from forecasting.data.validation import DataSchemaError, check_circuit_breaker, validate_history
+from forecasting.data.validation import (
+    DataSchemaError,
+    check_circuit_breaker,
+    check_schema,
+    default_as_of,
+    validate_history,
+    wall_clock_as_of,
+)
 from forecasting.evaluation.windows import backtest_span
 from forecasting.models.catalog import installed_plugins
+from forecasting.models.params import check_model_settings
 from forecasting.orchestration.registration import versioned_table
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
-from forecasting.publishing.sql import publish_sql
-from forecasting.publishing.table import build_forecast_table, publish_table, write_atomic
+from forecasting.publishing.sql import SqlCommitPoint
+from forecasting.publishing.table import (
+    build_forecast_table,
+    publish_table,
+    recover_publications,
+    write_atomic,
+)
+from forecasting.training.activation import activate_plugins
 from forecasting.training.batch import BatchResult
 from forecasting.training.isolation import isolation_summary
 
@@ -116,19 +136,26 @@ def min_backtest_length(settings: Settings) -> int:
 def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
     """Read, validate, classify and shard the input; write it to a new run folder."""
     started_at = time.time()
+    check_model_settings(settings)  # before any work: a model parameter out of range is a configuration error
+    activate_plugins(settings)  # and so is a plug-in that fails the conformance kit
     raw, source = load_input(settings)
     if raw.empty:
         raise DataSchemaError(f"the input {source} has no rows")
+    # The schema first: nothing reads a column before it is known to hold what the contract says.
+    frame, notes = check_schema(raw)
+    for note in notes:
+        logger.warning("input %s: %s", source, note)
     # The default as-of date comes from the whole input, so a subset run forecasts from the
     # same origin as the full run it amends.
-    as_of = pd.Timestamp(settings.forecast.as_of) if settings.forecast.as_of else pd.to_datetime(raw["ds"]).max()
+    as_of = wall_clock_as_of(settings.forecast.as_of) if settings.forecast.as_of else default_as_of(frame)
     if series:
-        raw = raw[raw["unique_id"].astype(str).isin(set(series))]
+        wanted = frame["unique_id"].isin({str(s) for s in series}).to_numpy()
+        raw, frame = raw[wanted], frame[wanted]
         if raw.empty:
             raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
 
-    require_fitting_frequency(raw["ds"], settings.forecast.freq, settings.data.time_col)
-    report = validate_history(raw, settings.forecast.freq, as_of, settings.validation)
+    require_fitting_frequency(frame["ds"], settings.forecast.freq, settings.data.time_col)
+    report = validate_history(frame, settings.forecast.freq, as_of, settings.validation)
     if report.n_input_series == 0:
         raise DataSchemaError(f"no series has data at or before as_of {as_of:%Y-%m-%d} ({report.trimmed_rows} rows after it)")
     check_circuit_breaker(report, settings.validation.max_quarantine_share)
@@ -147,8 +174,10 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
     history = report.history.merge(lifecycle[["unique_id", "shard"]], on="unique_id")
     for shard, part in history.groupby("shard"):
         write_atomic(part.drop(columns="shard"), folder.shard_dir(int(shard)) / "input.parquet")
-    for name, frame in (("lifecycle", lifecycle), ("quarantine", report.quarantine), ("repairs", report.repairs)):
-        write_atomic(frame, folder.input(name))
+    inputs = {"lifecycle": lifecycle, "quarantine": report.quarantine, "repairs": report.repairs,
+              "not_started": report.not_started}
+    for name, part in inputs.items():
+        write_atomic(part, folder.input(name))
 
     shards = sorted(int(s) for s in history["shard"].unique())
     previous_version = _previous_winners(settings, folder, run_id)
@@ -163,6 +192,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
             "data_fingerprint": data_fingerprint,
             "n_input_series": report.n_input_series,
             "trimmed_rows": report.trimmed_rows,
+            "validation_notes": notes,
             "shards": shards,
             "settings": settings.model_dump(mode="json"),
             "versions": _package_versions(),
@@ -201,8 +231,9 @@ def _previous_winners(settings: Settings, folder: RunFolder, run_id: str) -> str
 
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     """Mean backtest scores per series x candidate, ranked, with the winner flagged."""
-    if scores.empty:
-        return pd.DataFrame(columns=["unique_id", "candidate", "scaled_quantile_loss", "mase", "coverage", "n_windows", "rank", "is_winner"])
+    if scores.empty:  # typed: readers filter on is_winner and sort on the losses
+        return _with_columns(scores.iloc[0:0], {"unique_id": "object", "candidate": "object", **_SCORE_COLUMNS,
+                                               "n_windows": "int64", "rank": "int64", "is_winner": "bool"})
     board = (
         scores.groupby(["unique_id", "candidate"], sort=True)
         .agg(
@@ -217,6 +248,17 @@ def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     board["is_winner"] = board["candidate"].to_numpy() == board["unique_id"].map(winners).to_numpy()
     board["rank"] = board.groupby("unique_id")["scaled_quantile_loss"].rank(method="first").astype("int64")
     return board.sort_values(["unique_id", "rank"]).reset_index(drop=True)
+
+
+_KEYS = {"unique_id": "object", "candidate": "object", "cutoff": "datetime64[ns]"}
+_SCORE_COLUMNS = {"scaled_quantile_loss": "float64", "mase": "float64", "coverage": "float64"}
+
+
+def _with_columns(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """An empty frame gets the columns (and types) its readers select; a non-empty one is kept as is."""
+    if not frame.empty:
+        return frame
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
 def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
@@ -234,7 +276,10 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     folder, manifest, settings = load_run(run_dir)
     combined = results if results is not None else read_shard_results(folder, manifest["shards"])
     quarantine = pd.read_parquet(folder.input("quarantine"))
-    ledger = pd.concat([combined.ledger, _quarantine_ledger(quarantine)], ignore_index=True)
+    parts = [combined.ledger, _quarantine_ledger(quarantine)]
+    if folder.input("not_started").exists():  # every input series is in the ledger, those after as_of too
+        parts.append(pd.read_parquet(folder.input("not_started")).assign(status=STATUS_NOT_STARTED))
+    ledger = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     ledger = ledger.sort_values("unique_id").reset_index(drop=True)
     for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle",
                    "selection", "cost_skipped"):
@@ -244,11 +289,14 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
     table = build_forecast_table(
         combined.forecasts, pd.Timestamp(manifest["as_of"]), folder.run_id, settings.forecast.quantiles
     )
+    labels = quantile_labels(settings.forecast.quantiles)
     outputs = {
         "ledger": ledger,
         "leaderboard": leaderboard,
-        "scores": combined.scores,
-        "backtest": combined.backtest,
+        # with their columns even when no series was backtested (a horizon longer than every history)
+        "scores": _with_columns(combined.scores, {**_KEYS, **_SCORE_COLUMNS}),
+        "backtest": _with_columns(combined.backtest, {**_KEYS, "ds": "datetime64[ns]", "y": "float64",
+                                                      **dict.fromkeys(labels, "float64")}),
         "forecasts": table,
     }
     for name, frame in outputs.items():
@@ -298,17 +346,41 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
 
 
 def publish(run_dir: str | Path) -> dict[str, Any]:
-    """Publish the run's forecasts: the Parquet table of its origin (atomic) and the SQL table."""
+    """Publish the run's forecasts: the SQL table (the commit point, when enabled), then the Parquet
+    table of its origin.
+
+    A series this run could not forecast (quarantined) keeps the rows an earlier run of the same
+    origin published: the ledger marks them stale. Ended series lose theirs.
+    """
     folder, manifest, settings = load_run(run_dir)
     # stamped with the registered version; the champion's forecasts when this run is only challenger
     table, source = versioned_table(run_dir, pd.read_parquet(folder.output("forecasts")))
-    covered = pd.read_parquet(folder.output("ledger"), columns=["unique_id"])["unique_id"].tolist()
+    ledger = pd.read_parquet(folder.output("ledger"))
+    replaceable = ledger.loc[ledger["status"].isin([*PUBLISHED_STATUSES, STATUS_ENDED]), "unique_id"].astype(str)
     as_of = pd.Timestamp(manifest["as_of"])
-    path = publish_table(table, folder.output_root, covered, as_of)
-    result: dict[str, Any] = {"published": str(path), "rows": int(len(table)), **source}
+    commit_point = None
     if settings.database.enabled:
-        engine = database_engine(settings)
-        result["sql_rows"] = publish_sql(
-            table, engine, settings.database.forecast_table, settings.forecast.quantiles, covered, as_of
-        )
+        commit_point = SqlCommitPoint(database_engine(settings), settings.database.forecast_table,
+                                      settings.forecast.quantiles)
+    recover_publications(folder.output_root, commit_point)
+    published = publish_table(table, folder.output_root, replaceable.tolist(), as_of, commit_point)
+    stale = _mark_published(folder, ledger, set(replaceable), published.table)
+    result: dict[str, Any] = {"published": str(published.path), "rows": int(len(table)),
+                              "publication": published.publication, **source}
+    if published.sql_rows is not None:
+        result["sql_rows"] = published.sql_rows
+    if stale:
+        result["stale_series"] = stale
     return result
+
+
+def _mark_published(folder: RunFolder, ledger: pd.DataFrame, replaced: set[str], merged: pd.DataFrame) -> int:
+    """The ledger's ``published`` column: yes (this run's rows), stale (an earlier run's rows kept), no."""
+    runs = merged.drop_duplicates("unique_id").set_index("unique_id")["run_id"]
+    ids = ledger["unique_id"].astype(str)
+    kept = ~ids.isin(replaced) & ids.isin(runs.index)
+    marks = pd.Series("no", index=ledger.index, dtype=object)
+    marks[ids.isin(replaced) & ids.isin(runs.index)] = "yes"
+    marks[kept] = "stale: the rows of run " + ids[kept].map(runs).astype(str) + " are kept"
+    write_atomic(ledger.assign(published=marks), folder.output("ledger"))
+    return int(kept.sum())

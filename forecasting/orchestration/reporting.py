@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import ConfigError
-from forecasting.data.contract import STATUS_QUARANTINED, quantile_labels
+from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED, quantile_labels
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.reporting import explain as explaining
 from forecasting.reporting import prometheus
@@ -226,7 +226,11 @@ def explain(series_id: str, output_dir: str | Path | None = None, output_root: s
     if fmt not in ("html", "png"):
         raise ConfigError(f"explain: format must be html or png, got {fmt!r}")
     if run_id is not None:
-        folder = RunFolder(Path(output_root).resolve() / "runs" / run_id)
+        runs = Path(output_root).resolve() / "runs"
+        folder = RunFolder(runs / run_id)
+        if Path(run_id).name != run_id or run_id in (".", "..") or folder.path.resolve().parent != runs:
+            raise ConfigError(f"explain: {run_id!r} is not a run id (a folder name under {runs}); "
+                              "to explain a run under another output root, pass --output-root")
         if not _finished(folder.path):
             raise ConfigError(f"explain: no finished run {run_id} under {Path(output_root).resolve() / 'runs'}")
     else:
@@ -236,7 +240,7 @@ def explain(series_id: str, output_dir: str | Path | None = None, output_root: s
     if ledger.empty:
         raise ConfigError(f"explain: series {series_id!r} is not in run {folder.run_id} (neither trained nor quarantined)")
     row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in ledger.iloc[0].to_dict().items()}
-    if row["status"] == STATUS_QUARANTINED:
+    if row["status"] in (STATUS_QUARANTINED, STATUS_NOT_STARTED):
         frames: dict[str, pd.DataFrame] = {"leaderboard": pd.DataFrame(columns=["candidate", "rank", "n_windows"]),
                                            "per_window": pd.DataFrame()}
     else:

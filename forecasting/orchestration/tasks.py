@@ -17,6 +17,7 @@ import pandas as pd
 
 from forecasting.config import Settings, load_settings
 from forecasting.data.source import read_file_snapshot, read_query_snapshot
+from forecasting.data.validation import check_forecast_breaker
 from forecasting.orchestration.failed_shards import failed_shards, fallback_results
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.registration import register, registration_path
@@ -106,8 +107,8 @@ def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
 
 
 def finalize_run(run_dir: str) -> dict[str, Any]:
-    """Combine the shards (the series of shards that failed after their retries fall back), then
-    register the run's bundle version."""
+    """Combine the shards (the series of shards that failed after their retries fall back), check
+    the circuit breaker, then register the run's bundle version."""
     started = time.perf_counter()
     folder, manifest, settings = load_run(run_dir)
     failed = failed_shards(run_dir, manifest["shards"])
@@ -120,6 +121,9 @@ def finalize_run(run_dir: str) -> dict[str, Any]:
         summary["failed_shards"] = failed
         summary["failed_shard_series"] = sorted(ledger.loc[ledger["reason"] == "shard_failed", "unique_id"])
         folder.write_json(folder.summary, summary)
+    # The breaker counts every series without a publishable forecast, before anything is registered or published.
+    check_forecast_breaker(pd.read_parquet(folder.output("ledger"), columns=["unique_id", "status", "reason"]),
+                           settings.validation.max_quarantine_share)
     registration = register(run_dir)  # {} with the registry disabled; adds "mlflow" to summary.json
     if registration:
         summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}

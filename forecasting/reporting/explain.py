@@ -17,6 +17,7 @@ from forecasting.data.contract import (
     STATUS_ENDED,
     STATUS_FALLBACK,
     STATUS_NEW,
+    STATUS_NOT_STARTED,
     STATUS_QUARANTINED,
     quantile_label,
 )
@@ -83,6 +84,9 @@ class SeriesExplanation:
                     "It was not trained and has no forecast in this run."]
         if status == STATUS_ENDED:
             return [f"{self.unique_id} has ended ({detail or reason}): no forecast is published for it."]
+        if status == STATUS_NOT_STARTED:
+            return [f"{self.unique_id} has no data at or before the as-of date ({detail or reason}): "
+                    "it was not trained and has no forecast in this run."]
         lines = []
         if status == STATUS_NEW:
             lines.append(f"{self.unique_id} has too short a history to backtest ({int(self.ledger.get('n_obs') or 0)} observations): "

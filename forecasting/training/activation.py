@@ -1,7 +1,9 @@
 """A plug-in is activated only with a passing conformance verdict, cached per plug-in version.
 
-The kit takes a few seconds (two child processes), so it runs once per plug-in
-version, not per run: the verdict is stored under ``<output root>/plugins/`` (or
+The kit runs the plug-in's code in sandboxed child processes under the plug-in's
+limits (``plugins.timeout_seconds`` per check, ``plugins.memory_limit_mb``), never in
+the calling process: a plug-in that crashes, hangs or exits fails its checks.
+It takes a few seconds, so it runs once per plug-in version, not per run: the verdict is stored under ``<output root>/plugins/`` (or
 ``plugins.verdict_cache``), keyed by the plug-in's name, distribution version, a
 digest of its source files and a digest of the kit itself. An edited editable
 install, a new release or a changed kit therefore gets a fresh verdict; parallel
@@ -23,9 +25,12 @@ from typing import Any
 from forecasting import __version__
 from forecasting.config import ConfigError, Settings
 from forecasting.models import conformance as model_checks
-from forecasting.models.catalog import PluginInfo, installed_plugins, model_class
+from forecasting.models import sandbox, sandbox_supervisor
+from forecasting.models.catalog import PluginInfo, installed_plugins, is_builtin, model_class
 from forecasting.models.conformance import CheckResult
 from forecasting.training import conformance as kit
+from forecasting.training import kit_child
+from forecasting.training.plan import IsolationLimits
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +65,22 @@ def source_digest(module_name: str) -> str:
 
 @cache
 def kit_digest() -> str:
-    return _digest_files([Path(model_checks.__file__), Path(kit.__file__)])
+    files = [model_checks.__file__, kit.__file__, kit_child.__file__, sandbox.__file__, sandbox_supervisor.__file__]
+    return _digest_files([Path(f) for f in files])
+
+
+def kit_limits(name: str, settings: Settings) -> IsolationLimits:
+    """The limits the kit runs plug-in ``name`` under: the same as training's."""
+    timeout, memory = settings.plugins.limits_for(name)
+    return IsolationLimits(timeout, memory)
+
+
+def run_kit(name: str, settings: Settings) -> list[CheckResult]:
+    """The kit on model ``name``: a plug-in in sandboxed children, a built-in in this process."""
+    found = model_class(name)
+    if is_builtin(found):
+        return kit.check_model(found)
+    return kit.check_sandboxed(name, kit_limits(name, settings))
 
 
 def verdict_key(info: PluginInfo) -> str:
@@ -89,9 +109,10 @@ def store_verdict(folder: Path, info: PluginInfo, results: list[CheckResult]) ->
     temporary.replace(path)
 
 
-def verdict(name: str, folder: Path) -> list[CheckResult]:
+def verdict(name: str, settings: Settings) -> list[CheckResult]:
     """The kit's results for plug-in ``name``: from the cache, or computed once and cached."""
     model_class(name)  # a clear error for an unknown or broken plug-in
+    folder = verdict_folder(settings)
     info = installed_plugins()[name]
     assert info.model_class is not None
     path = folder / f"{name}-{verdict_key(info)}.json"
@@ -103,20 +124,20 @@ def verdict(name: str, folder: Path) -> list[CheckResult]:
         lock = open(folder / f".{name}.lock", "w")  # noqa: SIM115 - held for the block below
     except OSError as exc:
         logger.warning("cannot cache conformance verdicts in %s (%s): checking %s in memory", folder, exc, name)
-        return kit.check_model(info.model_class)
+        return run_kit(name, settings)
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be checking the same plug-in right now
         cached = _read(path)
         if cached is not None:
             return cached
-        results = kit.check_model(info.model_class)
+        results = run_kit(name, settings)
         store_verdict(folder, info, results)
         return results
 
 
 def ensure_conformant(name: str, settings: Settings) -> None:
     """Raise PluginNotConformantError (a configuration error) unless plug-in ``name`` passes the kit."""
-    failed = [r for r in verdict(name, verdict_folder(settings)) if r.status == "fail"]
+    failed = [r for r in verdict(name, settings) if r.status == "fail"]
     if failed:
         info = installed_plugins()[name]
         reasons = "; ".join(f"{r.check} ({r.reason[:160]})" for r in failed)
@@ -124,6 +145,24 @@ def ensure_conformant(name: str, settings: Settings) -> None:
             f"plug-in {name!r} ({info.distribution} {info.version}) failed the conformance kit and cannot be "
             f"activated: {len(failed)} failed check(s): {reasons}. Run `forecasting plugins check {name}` for details."
         )
+
+
+def configured_plugins(settings: Settings) -> list[str]:
+    """The installed plug-ins the configuration names (candidates and fallbacks), in order."""
+    names = [c.name for c in settings.models.candidates] + list(settings.models.fallback)
+    installed = installed_plugins()
+    return list(dict.fromkeys(name for name in names if name in installed))
+
+
+def activate_plugins(settings: Settings) -> list[str]:
+    """Check every configured plug-in before a run starts (cached verdicts, else the sandboxed kit).
+
+    Raises PluginNotConformantError, a configuration error, for the first that fails.
+    """
+    names = configured_plugins(settings)
+    for name in names:
+        ensure_conformant(name, settings)
+    return names
 
 
 def cached_status(info: PluginInfo, folder: Path) -> str:
@@ -179,7 +218,7 @@ def check_and_store(name: str, settings: Settings) -> dict[str, Any]:
     found = model_class(name)
     info = installed_plugins().get(name)
     plugin = info is not None and info.model_class is found
-    results = kit.check_model(found)
+    results = run_kit(name, settings)
     if plugin:
         assert info is not None
         store_verdict(verdict_folder(settings), info, results)

@@ -1,6 +1,8 @@
 """The full conformance kit: the model-level checks plus two that need the training machinery.
 
-``check_model`` runs every check on a class (``forecasting plugins check NAME``);
+``check_sandboxed`` runs every check on an installed plug-in in sandboxed child processes
+(``forecasting plugins check NAME``, activation); ``check_model`` runs them on a class in
+this process;
 ``parametrize_with_checks`` turns the kit into pytest cases for a team's own tests:
 
     from forecasting.training.conformance import parametrize_with_checks
@@ -12,6 +14,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +37,7 @@ from forecasting.models.conformance import (
     n_obs_for,
     run_checks,
 )
+from forecasting.models.sandbox import TIMED_OUT, sandboxed
 from forecasting.training.fitting import forecast_quantiles
 from forecasting.training.isolation import (
     IsolatedFailure,
@@ -43,9 +48,11 @@ from forecasting.training.isolation import (
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
 from forecasting.training.series import train_series
 
-KIT_VERSION = "1"  # bump when a check changes: cached verdicts are then recomputed
+KIT_VERSION = "2"  # bump when a check changes: cached verdicts are then recomputed
 BACKTEST_HORIZON = 4
 KIT_LIMITS = IsolationLimits(timeout_seconds=120.0, memory_limit_mb=4096)
+KIT_STARTUP_SECONDS = 60.0  # a child's start-up (imports) may take this long, or the per-check timeout
+MAX_LOST_CHECKS_IN_A_ROW = 2
 
 
 def kit_plan(model: ForecastModel, isolation: IsolationLimits | None = None) -> TrainingPlan:
@@ -109,8 +116,70 @@ KIT: tuple[Check, ...] = (*MODEL_CHECKS, *PIPELINE_CHECKS)
 
 
 def check_model(model_class: type[ForecastModel]) -> list[CheckResult]:
-    """Every check of the kit on ``model_class``."""
+    """Every check of the kit on ``model_class``, in this process (trusted code, a team's own tests)."""
     return run_checks(model_class, KIT)
+
+
+def check_sandboxed(name: str, limits: IsolationLimits) -> list[CheckResult]:
+    """Every check of the kit on the model registered as ``name``, in sandboxed child processes.
+
+    The same sandbox as training (``forecasting.models.sandbox``): each check gets
+    ``limits.timeout_seconds`` and the child ``limits.memory_limit_mb``. A check during
+    which the child dies or hangs fails with that reason and the kit goes on in a fresh
+    child; after ``MAX_LOST_CHECKS_IN_A_ROW`` such checks in a row the rest fail as not run.
+    """
+    results: list[CheckResult] = []
+    lost_in_a_row = 0
+    while len(results) < len(KIT):
+        done, lost = _kit_child(name, len(results), limits)
+        results += done
+        if lost is None:
+            break
+        if lost.check == "":  # the model does not load in a child: nothing can be checked
+            results += [CheckResult(check.name, "fail", lost.reason) for check in KIT[len(results):]]
+            break
+        results.append(lost)
+        lost_in_a_row = lost_in_a_row + 1 if not done else 1
+        if lost_in_a_row >= MAX_LOST_CHECKS_IN_A_ROW:
+            reason = f"not run: the plug-in's process died or hung in {lost_in_a_row} checks in a row"
+            results += [CheckResult(check.name, "fail", reason) for check in KIT[len(results):]]
+    return results
+
+
+def _kit_child(name: str, first: int, limits: IsolationLimits) -> tuple[list[CheckResult], CheckResult | None]:
+    """Run the kit from check ``first`` in one child: its results, and the check it lost (None: none)."""
+    command = [sys.executable, "-m", "forecasting.training.kit_child", name, str(first)]
+    results: list[CheckResult] = []
+    with sandboxed(command, limits.memory_limit_mb) as child:
+        ready = False
+        while True:
+            current = KIT[first + len(results)].name if first + len(results) < len(KIT) else ""
+            allowance = limits.timeout_seconds if ready else max(KIT_STARTUP_SECONDS, limits.timeout_seconds)
+            line = child.next_line(allowance)
+            if line is TIMED_OUT or line is None:
+                if line is None:
+                    ended = child.exit()
+                    how = ended.describe() if ended else "it closed its output"
+                    what = f"the plug-in's process died ({how})"
+                else:
+                    what = f"no result within {allowance:g} s (the plug-in's process was killed)"
+                tail = [s.strip() for s in child.stderr_tail(2048).splitlines() if s.strip()]
+                detail = f"; stderr: {tail[-1][:150]}" if tail and line is None else ""
+                if not ready:
+                    return results, CheckResult("", "fail", f"the plug-in cannot be loaded in a child process: {what}{detail}")
+                return results, CheckResult(current, "fail", f"{what}{detail}")
+            try:
+                record = json.loads(str(line))
+            except ValueError:
+                return results, CheckResult(current, "fail", f"unreadable output from the child: {str(line)[:100]!r}")
+            if "fatal" in record:
+                return results, CheckResult("", "fail", f"the plug-in cannot be loaded in a child process: {record['fatal']}")
+            if "ready" in record:
+                ready = True
+            elif "check" in record:
+                results.append(CheckResult(record["check"], record["status"], record["reason"], record["seconds"]))
+            elif "done" in record:
+                return results, None
 
 
 def parametrize_with_checks(model_classes: Sequence[type[ForecastModel]]) -> Any:

@@ -1,11 +1,11 @@
 """The child process that fits one plug-in candidate on a batch of series.
 
-Started by ``forecasting.training.isolation`` as
+Started by ``forecasting.training.isolation`` in the sandbox
+(``forecasting.models.sandbox``: no network, an address-space limit, an allow-listed
+environment, a private folder) as
 ``python -m forecasting.training.isolated_child REQUEST_FILE MEMORY_LIMIT_MB``.
-Before it imports anything heavy (or any plug-in code) it leaves the network (a
-private network namespace, where the kernel allows one) and limits its address
-space. It then reads the pickled request, and writes one JSON line per series to
-the protocol pipe (its original stdout; the plug-in's own prints go to stderr):
+It reads the pickled request, and writes one JSON line per series to the protocol
+pipe (its original stdout; the plug-in's own prints go to stderr):
 
     {"ready": true, "network": "..."}      once, after start-up
     {"uid": ..., "results": {...}}         one per series, in request order
@@ -18,52 +18,14 @@ JSON rather than pickle: the parent never unpickles what plug-in code produced.
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
 import json
 import os
 import pickle
-import resource
 import sys
 from typing import IO, Any
 
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
-NETWORK_ENFORCED = "enforced (private network namespace: no interfaces but a down loopback)"
-
-
-def _map_own_ids(uid: int, gid: int) -> None:
-    """Keep our own uid and gid inside a new user namespace (files stay readable)."""
-    for path, content in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
-                          ("/proc/self/gid_map", f"{gid} {gid} 1")):
-        try:
-            with open(path, "w") as handle:
-                handle.write(content)
-        except OSError:
-            continue
-
-
-def isolate_network() -> str:
-    """Leave the network namespace; returns what was enforced. Must run while single-threaded."""
-    try:
-        unshare = ctypes.CDLL(None, use_errno=True).unshare
-    except (OSError, AttributeError) as exc:
-        return f"not enforced on this machine (no unshare: {exc})"
-    if unshare(_CLONE_NEWNET) == 0:
-        return NETWORK_ENFORCED
-    uid, gid = os.getuid(), os.getgid()
-    if unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
-        _map_own_ids(uid, gid)
-        return NETWORK_ENFORCED
-    return f"not enforced on this machine (unshare: {os.strerror(ctypes.get_errno())})"
-
-
-def limit_memory(megabytes: int) -> None:
-    limit = megabytes * 1024 * 1024
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+from forecasting.models.sandbox import sandbox_status
 
 
 def _describe(exc: BaseException) -> str:
@@ -107,15 +69,11 @@ def _send(channel: IO[str], record: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--probe-network"]:
-        print(json.dumps({"network": isolate_network()}))
-        return 0
     request_path, memory_mb = argv[0], int(argv[1])
     channel = os.fdopen(os.dup(1), "w")  # the protocol pipe, before stdout is redirected
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    network = isolate_network()
-    limit_memory(memory_mb)
+    network = sandbox_status().get("network", "not enforced (not started in the sandbox)")
     faulthandler.enable()  # a crash leaves its traceback in the stderr the parent reports
     try:
         with open(request_path, "rb") as handle:

@@ -1,11 +1,13 @@
 """Fit plug-in candidates in child processes, so a bad plug-in costs a series its candidate only.
 
 Per batch of series and per plug-in candidate, one child process
-(``forecasting.training.isolated_child``, started with ``subprocess``: Dask worker
-processes are daemonic and cannot use multiprocessing) computes every backtest
-window's forecast and the final refit of each series, and streams one record per
-series back. The parent gives each series ``timeout_seconds`` of wall clock; the
-child limits its own address space to ``memory_limit_mb``. When the child hangs,
+(``forecasting.training.isolated_child``, started in the sandbox of
+``forecasting.models.sandbox``: Dask worker processes are daemonic and cannot use
+multiprocessing) computes every backtest window's forecast and the final refit of
+each series, and streams one record per series back. The parent gives each series
+``timeout_seconds`` of wall clock; the child's address space is limited to
+``memory_limit_mb``; it has no network, no credentials, and whatever it starts is
+killed with it. When the child hangs,
 crashes (exit, signal) or runs out of memory mid-batch, the finished series keep
 their results, the series in progress is charged with the failure, and the rest
 of the batch goes to a fresh child. Built-in candidates never come here.
@@ -13,22 +15,14 @@ of the batch goes to a fresh child. Built-in candidates never come here.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import pickle
-import selectors
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +31,7 @@ from forecasting.data.lifecycle import ENDED, NEW
 from forecasting.evaluation.windows import backtest_windows
 from forecasting.models.base import HistoryTooShortError
 from forecasting.models.catalog import installed_plugins
-from forecasting.models.conformance import child_environment
+from forecasting.models.sandbox import TIMED_OUT, Sandboxed, sandbox_probe, sandboxed
 from forecasting.training.fitting import QuantileForecast
 from forecasting.training.plan import Candidate, TrainingPlan
 
@@ -45,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 STARTUP_SECONDS = 60.0  # the start-up (imports, unpickling the model) may take this long, or the per-series timeout
 MAX_DEATHS_IN_A_ROW = 3  # then the rest of the batch is not attempted with this plug-in
-_THREAD_LIMITS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+REQUEST_FILE = "request.pickle"
 _MEMORY_HINTS = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
 
 
@@ -208,51 +202,33 @@ class _Child:
             payload = pickle.dumps(self._request())
         except Exception as exc:  # e.g. a class defined inside a function: no child can import it
             return {}, IsolatedFailure("start", f"the model cannot be sent to a child process: {type(exc).__name__}: {exc}")
-        with tempfile.TemporaryDirectory(prefix="forecasting-plugin-") as scratch, tempfile.TemporaryFile() as stderr:
-            request = Path(scratch) / "request.pickle"
-            request.write_bytes(payload)
-            process = subprocess.Popen(
-                [sys.executable, "-m", "forecasting.training.isolated_child", str(request), str(self.limits.memory_limit_mb)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=scratch,
-                env=child_environment({**_THREAD_LIMITS, "TMPDIR": scratch}),
-                start_new_session=True,  # its own process group: a kill takes anything it started too
-            )
-            try:
-                finished, failure = self._stream(process)
-            finally:
-                _kill_group(process)
+        command = [sys.executable, "-m", "forecasting.training.isolated_child", REQUEST_FILE, str(self.limits.memory_limit_mb)]
+        with sandboxed(command, self.limits.memory_limit_mb, {REQUEST_FILE: payload}) as child:
+            finished, failure = self._records(child)
             if failure is not None and failure.kind in ("exit", "signal", "start"):
-                failure = _with_stderr(failure, stderr)
+                failure = _with_stderr(failure, child.stderr_tail())
         return finished, failure
 
-    def _stream(self, process: subprocess.Popen) -> tuple[dict[str, dict[int, Outcome]], IsolatedFailure | None]:
-        assert process.stdout is not None
-        with _LineReader(process.stdout) as reader:
-            return self._records(process, reader)
-
-    def _records(self, process: subprocess.Popen, reader: _LineReader) -> tuple[dict[str, dict[int, Outcome]], IsolatedFailure | None]:
+    def _records(self, child: Sandboxed) -> tuple[dict[str, dict[int, Outcome]], IsolatedFailure | None]:
         finished: dict[str, dict[int, Outcome]] = {}
         ready = False
         timeout = self.limits.timeout_seconds
         while True:
             allowance = timeout if ready else max(STARTUP_SECONDS, timeout)
-            line = reader.next_line(allowance)
-            if line is _TIMED_OUT:
+            line = child.next_line(allowance)
+            if line is TIMED_OUT:
                 what = "series" if ready else "start-up"
                 return finished, IsolatedFailure(
                     "timeout" if ready else "start", f"no result within {allowance:g} s for this {what} (child killed)"
                 )
             if line is None:  # the child exited
-                return finished, _death(process, ready)
+                return finished, _death(child, ready)
             try:
-                record = json.loads(line)
+                record = json.loads(str(line))
                 if "uid" in record:
                     finished[str(record["uid"])] = _decode(record["results"], self.plan.quantiles)
             except (ValueError, KeyError, TypeError, AttributeError):
-                return finished, IsolatedFailure("exception", f"unreadable output from the child: {line[:100]!r}")
+                return finished, IsolatedFailure("exception", f"unreadable output from the child: {str(line)[:100]!r}")
             if "fatal" in record:
                 return finished, IsolatedFailure("start", f"the plug-in cannot be loaded in a child process: {record['fatal']}")
             if "ready" in record:
@@ -262,78 +238,24 @@ class _Child:
                 return finished, None
 
 
-_TIMED_OUT = object()
-
-
-class _LineReader:
-    """Lines from a pipe, waiting at most a given time for each."""
-
-    def __init__(self, pipe: IO[bytes]) -> None:
-        self.fd = pipe.fileno()
-        self.buffer = b""
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.fd, selectors.EVENT_READ)
-
-    def __enter__(self) -> _LineReader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.selector.close()
-
-    def next_line(self, seconds: float) -> str | None | object:
-        deadline = time.monotonic() + seconds
-        while b"\n" not in self.buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return _TIMED_OUT
-            if not self.selector.select(timeout=remaining):
-                continue
-            chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line.decode("utf-8", errors="replace")
-
-
-def _death(process: subprocess.Popen, ready: bool) -> IsolatedFailure:
-    try:
-        code = process.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # closed its output but lives on
+def _death(child: Sandboxed, ready: bool) -> IsolatedFailure:
+    ended = child.exit()
+    if ended is None:  # closed its output but lives on
         return IsolatedFailure("exit", "the child closed its output without finishing")
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        kind, text = "signal", f"killed by signal {-code} ({name})"
-    else:
-        kind, text = "exit", f"exit code {code}"
+    kind, text = ("signal" if ended.signal else "exit"), ended.describe()
     if not ready:
         return IsolatedFailure("start", f"the child died during start-up: {text}")
     return IsolatedFailure(kind, f"the child process died while fitting this series: {text}")
 
 
-def _with_stderr(failure: IsolatedFailure, stderr: IO[bytes]) -> IsolatedFailure:
+def _with_stderr(failure: IsolatedFailure, text: str) -> IsolatedFailure:
     """Add the telling line of what the child wrote to stderr (faulthandler's report, an error)."""
-    stderr.seek(0, os.SEEK_END)
-    stderr.seek(max(0, stderr.tell() - 4096))
-    text = stderr.read().decode("utf-8", errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return failure
     telling = [line for line in lines if "Fatal Python error" in line] or [line for line in lines if "Error" in line] or lines
     kind = "memory" if any(hint in text for hint in _MEMORY_HINTS) and failure.kind != "start" else failure.kind
     return IsolatedFailure(kind, f"{failure.message}; stderr: {telling[-1][:150]}")
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    """Kill the child and anything it started (its process group), then reap it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 _network_status: dict[str, str] = {}
@@ -351,17 +273,13 @@ def network_isolation() -> str:
     """What a plug-in child process gets on this machine: 'enforced (...)' or 'not enforced on this machine (...)'."""
     if _network_status.get("last"):
         return _network_status["last"]
-    completed = subprocess.run(
-        [sys.executable, "-m", "forecasting.training.isolated_child", "--probe-network"],
-        capture_output=True,
-        text=True,
-        env=child_environment(),
-        timeout=60,
-    )
-    try:
-        return str(json.loads(completed.stdout.strip().splitlines()[-1])["network"])
-    except (ValueError, IndexError, KeyError):
-        return f"not enforced on this machine (probe failed: {completed.stderr.strip()[-200:]})"
+    return sandbox_probe().get("network", "not enforced on this machine (probe failed)")
+
+
+@cache
+def process_isolation() -> str:
+    """Whether what a plug-in child starts is killed with it on this machine (and how)."""
+    return sandbox_probe().get("processes", "unknown (probe failed)")
 
 
 def isolation_summary(settings: Settings) -> dict[str, Any]:
@@ -374,4 +292,6 @@ def isolation_summary(settings: Settings) -> dict[str, Any]:
     if not settings.plugins.isolation:
         return {"plugins": plugins, "process": "in-process (plugins.isolation is off)", "network": "not enforced (plugins.isolation is off)"}
     limits = {name: dict(zip(("timeout_seconds", "memory_limit_mb"), settings.plugins.limits_for(name), strict=True)) for name in plugins}
-    return {"plugins": plugins, "process": "child process per batch and plug-in", "limits": limits, "network": network_isolation()}
+    return {"plugins": plugins, "process": "child process per batch and plug-in", "limits": limits,
+            "network": network_isolation(), "processes": process_isolation(),
+            "environment": "allow-listed (no credentials), a private temporary folder; the file system is not isolated"}

@@ -1,6 +1,6 @@
 """Plug-in isolation: every way a plug-in can misbehave costs the affected series that candidate only.
 
-The misbehaving plug-in (tests/plugins/fixtures/misbehaving_models.py) acts up only on the
+The misbehaving plug-in (tests/plugins/fixtures/misbehaving, installed for the tests) acts up only on the
 series whose first value is its trigger. Each batch holds three series: ``a`` (fine), ``b``
 (the trigger) and ``c`` (fine, after ``b``: when the child dies on ``b``, ``c`` must be
 retried in a fresh child). Beside the bad plug-in compete an isolated plug-in that behaves
@@ -13,7 +13,6 @@ import importlib
 import socket
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,6 @@ from forecasting.training.isolation import (
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
 from forecasting.training.series import train_series
 
-FIXTURES = Path(__file__).resolve().parents[2] / "plugins" / "fixtures"
 H = 4
 N = 40
 TRIGGER = 7000.0
@@ -39,14 +37,10 @@ LIMITS = IsolationLimits(timeout_seconds=60.0, memory_limit_mb=1024)
 DS = pd.date_range("2024-01-07", periods=N, freq="W-SUN").to_numpy()
 
 
-@pytest.fixture(scope="module")
-def plugins() -> Iterator[types.ModuleType]:
+@pytest.fixture
+def plugins(fixture_plugins: Path) -> types.ModuleType:
     """The misbehaving models, importable here and (through PYTHONPATH) in child processes."""
-    sys.path.insert(0, str(FIXTURES))
-    try:
-        yield importlib.import_module("misbehaving_models")
-    finally:
-        sys.path.remove(str(FIXTURES))
+    return importlib.import_module("misbehaving_models")
 
 
 def _series(level: float) -> np.ndarray:
