@@ -230,7 +230,7 @@ def explain(series_id: str, output_dir: str | Path | None = None, output_root: s
         folder = RunFolder(runs / run_id)
         if Path(run_id).name != run_id or run_id in (".", "..") or folder.path.resolve().parent != runs:
             raise ConfigError(f"explain: {run_id!r} is not a run id (a folder name under {runs}); "
-                              "to explain a run under another output root, pass --output-root")
+                              "to explain a run under another output root, pass --output")
         if not _finished(folder.path):
             raise ConfigError(f"explain: no finished run {run_id} under {Path(output_root).resolve() / 'runs'}")
     else:
