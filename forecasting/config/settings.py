@@ -326,7 +326,14 @@ class RegistrySettings(_Section):
     experiment: str = "forecasting"
     model_name: str = Field("forecasting", min_length=1, description="The registered model (one for all series).")
     champion_margin: float = Field(
-        0.0, ge=0.0, description="A new version becomes champion unless its loss exceeds the champion's by this share."
+        0.0, ge=0.0, description="A new version becomes champion unless its held-out loss exceeds the champion's by this share."
+    )
+    undecided: Literal["keep", "promote"] = Field(
+        "keep", description="When no series is comparable with the champion: keep it, or promote the new version."
+    )
+    max_champion_age_weeks: int | None = Field(
+        8, ge=0, description="An undecidable comparison promotes the new version once the champion's origin is this "
+                             "many weeks older; None = never."
     )
     switching_margin: float = Field(
         0.0, ge=0.0, description="A series keeps the champion's model unless the new winner's loss is lower by this share."

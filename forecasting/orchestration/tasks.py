@@ -93,9 +93,9 @@ def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
         return train_shard(run_dir, shard, run_batches=lambda tasks: run_batches_dask(client, tasks))
 
 
-def finalize_run(run_dir: str) -> dict[str, Any]:
+def finalize_run(run_dir: str, operator: dict[str, Any] | None = None) -> dict[str, Any]:
     """Combine the shards (the series of shards that failed after their retries fall back), then
-    register the run's bundle version."""
+    register the run's bundle version (``operator``: a person's champion choice, see ``register``)."""
     started = time.perf_counter()
     folder, manifest, settings = load_run(run_dir)
     failed = failed_shards(run_dir, manifest["shards"])
@@ -108,7 +108,7 @@ def finalize_run(run_dir: str) -> dict[str, Any]:
         summary["failed_shards"] = failed
         summary["failed_shard_series"] = sorted(ledger.loc[ledger["reason"] == "shard_failed", "unique_id"])
         folder.write_json(folder.summary, summary)
-    registration = register(run_dir)  # {} with the registry disabled; adds "mlflow" to summary.json
+    registration = register(run_dir, operator)  # {} with the registry disabled; adds "mlflow" to summary.json
     if registration:
         summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
     record_stage_time(run_dir, "finalize", time.perf_counter() - started)
