@@ -75,10 +75,10 @@ def switching_version(folder: RunFolder, settings: Settings, run_id: str) -> str
 def _switching(folder: RunFolder, manifest: dict[str, Any], settings: Settings, history: pd.DataFrame) -> None:
     """Decide the switching margin once (persisted), then apply it to the ledger and forecasts (idempotent)."""
     version = manifest.get("previous_winners_version") or ""
-    decisions_path, forecasts_path = folder.output(SWITCHING), folder.output(SWITCHING_FORECASTS)
-    ledger = pd.read_parquet(folder.output("ledger"))
     if not version or settings.registry.switching_margin <= 0:
         return
+    decisions_path, forecasts_path = folder.output(SWITCHING), folder.output(SWITCHING_FORECASTS)
+    ledger = pd.read_parquet(folder.output("ledger"))
     if not decisions_path.exists():
         import tempfile
 
@@ -224,11 +224,11 @@ def registry_action(settings: Settings, action: str, version: str | None = None,
     from mlflow import MlflowClient
 
     from forecasting.registry import operator
-    from forecasting.registry.store import ensure_store, store_lock, tracking_uri
+    from forecasting.registry.store import quiet_mlflow, store_lock, tracking_uri
 
     if action not in REGISTRY_ACTIONS:
         raise ValueError(f"unknown registry action {action!r}; one of {', '.join(REGISTRY_ACTIONS)}")
-    ensure_store(settings)
+    quiet_mlflow()
     uri = tracking_uri(settings)
     client, name = MlflowClient(uri, uri), settings.registry.model_name
     if action == "show":
