@@ -66,3 +66,15 @@ def database_from_connection() -> None:
     driver = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}.get(conn.conn_type, conn.conn_type)
     url = sa.URL.create(driver, conn.login, conn.password, conn.host, conn.port, conn.schema)
     os.environ["FORECASTING_DATABASE_URL"] = url.render_as_string(hide_password=False)
+
+
+def operator_choice(context: dict, params: dict) -> dict | None:
+    """The champion choice an operator made in the run's params, with who (the triggering user) and why."""
+    champion, pin = params.get("champion") or "decide", bool(params.get("pin"))
+    if champion == "decide" and not pin:
+        return None
+    reason = (params.get("reason") or "").strip()
+    if not reason:
+        raise ValueError("params champion / pin need a reason")
+    by = getattr(context.get("dag_run"), "triggering_user_name", None) or "airflow"
+    return {"champion": champion, "pin": pin, "by": by, "reason": reason}

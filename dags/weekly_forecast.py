@@ -4,7 +4,10 @@
 Each task is one call into forecasting.orchestration; XCom carries ids and paths only.
 Params: as_of (default: the logical date, or when an asset-triggered run was due),
 series (a subset: its own run id, replacing only those series' rows), config (the settings file:
-it names the environment's input, output root, forecast table and MLflow experiment and model).
+it names the environment's input, output root, forecast table and MLflow experiment and model),
+and an operator's champion choice for this run's version: champion (decide: the rule; promote;
+keep: challenger), pin (freeze the champion afterwards) and reason (required with either);
+the triggering user is recorded as who decided.
 
 Schedule: FORECASTING_WEEKLY_SCHEDULE (cron, default Mondays 06:00 UTC; "none": triggered runs
 only, as under `make airflow`). A scheduled run needs a settings file (FORECASTING_CONFIG or the
@@ -23,6 +26,7 @@ from dag_support import (
     as_of_from_context,
     database_from_connection,
     default_args,
+    operator_choice,
     schedule_from_env,
     unconfigured_schedule,
 )
@@ -42,6 +46,10 @@ FORECAST_TABLE = Asset("forecasting://forecast_table", group="forecasting")
         "series": Param(None, type=["null", "array"], items={"type": "string"}, description="Subset of series ids."),
         "config": Param(CONFIG, type=["null", "string"],
                         description="Settings file (YAML) of the environment to run, e.g. config/staging.yaml."),
+        "champion": Param("decide", enum=["decide", "promote", "keep"],
+                          description="This run's version: decide by the rule, promote it, or keep it challenger."),
+        "pin": Param(False, type="boolean", description="Pin the champion after this run's decision."),
+        "reason": Param(None, type=["null", "string"], description="Why (required with champion promote/keep or pin)."),
     },
     tags=["forecasting"],
     doc_md=__doc__,
@@ -74,10 +82,10 @@ def weekly_forecast():
 
     # Runs when some shards failed after their retries: their series fall back and are reported.
     @task(execution_timeout=timedelta(minutes=30), trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
-    def finalize(prepared: dict) -> dict:
+    def finalize(prepared: dict, params: dict) -> dict:
         from forecasting.orchestration.tasks import finalize_run
 
-        summary = finalize_run(prepared["run_dir"])
+        summary = finalize_run(prepared["run_dir"], operator_choice(get_current_context(), params))
         return {
             "run_dir": prepared["run_dir"],
             "run_id": summary["run_id"],

@@ -1,4 +1,5 @@
-"""Command line: ``forecasting run``, ``validate``, ``explain``, ``demo-data``, ``plugins list|check``.
+"""Command line: ``forecasting run``, ``validate``, ``explain``, ``demo-data``, ``plugins list|check``,
+``registry show|promote|rollback|pin|unpin``.
 
 With ``--json`` the last line of stdout is one JSON object (also on failure, with
 an ``error`` key); progress and logs go to stderr. Exit codes: 0 success,
@@ -138,6 +139,10 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-v", "--verbose", action="store_true")
     listing.set_defaults(handler=_plugins_list)
     check.set_defaults(handler=_plugins_check)
+
+    from forecasting.cli_registry import add_registry_parser
+
+    add_registry_parser(commands)
     return parser
 
 

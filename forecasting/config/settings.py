@@ -311,12 +311,17 @@ class DatabaseSettings(_Section):
 
 
 class MonitoringSettings(_Section):
-    """Live accuracy of published forecasts and when it triggers a retrain."""
+    """Live accuracy of published forecasts and when it triggers a retrain (a CUSUM per series)."""
 
-    tolerance: float = Field(5.0, gt=1.0, description="Degraded: live loss above tolerance x backtest loss.")
-    min_scale_loss: float = Field(0.1, ge=0.0, description="Floor of the backtest loss the ratio is taken against.")
-    consecutive: int = Field(2, ge=1, description="Degraded in this many consecutive evaluations = retrain.")
-    min_weeks: int = Field(1, ge=1, description="Actuals a series needs before it is judged.")
+    cusum_drift: float = Field(
+        0.9, gt=0.0, description="Allowance per week in log(live loss / reference loss): evidence accumulates above it."
+    )
+    cusum_threshold: float = Field(3.0, gt=0.0, description="Degraded when a series' CUSUM statistic reaches this.")
+    min_scale_loss: float = Field(0.1, ge=0.0, description="Floor of a series' reference (backtest) loss level.")
+    materiality: float = Field(
+        0.05, ge=0.0, description="Errors below this share of a series' level never count as degradation."
+    )
+    lookback_weeks: int = Field(26, ge=1, description="Target weeks back from the evaluation date that are judged.")
     max_series_share: float = Field(0.5, gt=0.0, le=1.0, description="More degraded than this share: alert, no retrain.")
 
 
@@ -336,7 +341,14 @@ class RegistrySettings(_Section):
     experiment: str = "forecasting"
     model_name: str = Field("forecasting", min_length=1, description="The registered model (one for all series).")
     champion_margin: float = Field(
-        0.0, ge=0.0, description="A new version becomes champion unless its loss exceeds the champion's by this share."
+        0.0, ge=0.0, description="A new version becomes champion unless its held-out loss exceeds the champion's by this share."
+    )
+    undecided: Literal["keep", "promote"] = Field(
+        "keep", description="When no series is comparable with the champion: keep it, or promote the new version."
+    )
+    max_champion_age_weeks: int | None = Field(
+        8, ge=0, description="An undecidable comparison promotes the new version once the champion's origin is this "
+                             "many weeks older; None = never."
     )
     switching_margin: float = Field(
         0.0, ge=0.0, description="A series keeps the champion's model unless the new winner's loss is lower by this share."

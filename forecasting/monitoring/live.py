@@ -1,102 +1,77 @@
-"""Live scaled quantile loss and interval coverage, and the backtest loss they are judged against.
+"""Live point losses: every published forecast step whose actual has arrived, judged against its reference.
 
-Both losses are fev's scaled quantile loss (``evaluation.losses``) with the scale of the
-history before the forecast start, over the same horizons: a series whose first ``k``
-weeks of actuals have arrived is compared with its model's backtest over horizons 1..k.
+A point is one (series, forecast origin, horizon) whose target week has an actual. Its loss is
+fev's scaled quantile loss of that one step, scaled by the history up to the forecast's origin
+(as the backtest scales each window by the history up to its cutoff). Its reference is the
+series' backtest level in the run that published it, times that run's factor for the point's
+own horizon (the ``horizon`` column of the forecast table: a missing week never shifts the
+horizons of the others). Points from all origins count, not just the newest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from forecasting.data.contract import quantile_label
-from forecasting.evaluation.losses import interval_coverage, scale_denominator, scaled_quantile_loss
+from forecasting.monitoring.reference import RunReference, point_losses, scales_by_origin
 
-LIVE_COLUMNS = ["unique_id", "forecast_origin", "run_id", "model", "n_weeks", "live_loss", "coverage"]
-
-
-def _scales(history: pd.DataFrame, cutoffs: pd.DataFrame) -> pd.Series:
-    """``scale_denominator`` of each (unique_id, cutoff)'s history up to the cutoff."""
-    by_id = {uid: part for uid, part in history.groupby("unique_id", sort=False)}
-    values = []
-    for uid, cutoff in cutoffs[["unique_id", "cutoff"]].itertuples(index=False):
-        part = by_id.get(uid)
-        y = part.loc[part["ds"] <= cutoff, "y"].to_numpy() if part is not None else np.array([])
-        values.append(scale_denominator(y, m=1))
-    return pd.Series(values, index=pd.MultiIndex.from_frame(cutoffs[["unique_id", "cutoff"]]))
+POINT_COLUMNS = ["unique_id", "forecast_origin", "ds", "horizon", "run_id", "model", "loss", "inside", "level_in_scale"]
+LEVEL_WEEKS = 13  # the level a point's error is material against: mean |y| of the periods up to its origin
 
 
-def _loss(part: pd.DataFrame, quantiles: Sequence[float], scale: float) -> float:
-    forecasts = {q: part[quantile_label(q)].to_numpy(float) for q in quantiles}
-    return scaled_quantile_loss(part["y"].to_numpy(float), forecasts, scale)
-
-
-def live_scores(forecasts: pd.DataFrame, history: pd.DataFrame, quantiles: Sequence[float]) -> pd.DataFrame:
-    """Per series and origin: weeks of actuals, live scaled quantile loss, outer-interval coverage."""
+def live_points(forecasts: pd.DataFrame, history: pd.DataFrame, quantiles: Sequence[float]) -> pd.DataFrame:
+    """Every published step with an arrived actual: its scaled loss and whether the outer interval held it."""
     joined = forecasts.merge(history[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="inner")
-    joined = joined[joined["y"].notna()]
+    joined = joined[joined["y"].notna()].reset_index(drop=True)
     if joined.empty:
-        return pd.DataFrame(columns=LIVE_COLUMNS)
-    origins = joined[["unique_id", "forecast_origin"]].drop_duplicates().rename(columns={"forecast_origin": "cutoff"})
-    scales = _scales(history, origins)
+        return pd.DataFrame(columns=[*POINT_COLUMNS, "y"])
+    keys = pd.MultiIndex.from_frame(joined[["unique_id", "forecast_origin"]])
+    scale = scales_by_origin(history, joined, "forecast_origin").reindex(keys).to_numpy()
+    level = levels_by_origin(history, joined).reindex(keys).to_numpy()
     low, high = quantile_label(min(quantiles)), quantile_label(max(quantiles))
-    rows = []
-    for (uid, origin), part in joined.groupby(["unique_id", "forecast_origin"], sort=True):
-        part = part.sort_values("ds")
-        rows.append(
-            {
-                "unique_id": uid,
-                "forecast_origin": origin,
-                "run_id": part["run_id"].iloc[0],
-                "model": part["model"].iloc[0],
-                "n_weeks": int(len(part)),
-                "live_loss": _loss(part, quantiles, scales[(uid, origin)]),
-                "coverage": interval_coverage(part["y"], part[low], part[high]),
-            }
-        )
-    return pd.DataFrame(rows, columns=LIVE_COLUMNS)
+    joined["loss"] = point_losses(joined, quantiles, scale)
+    joined["inside"] = (joined["y"] >= joined[low]) & (joined["y"] <= joined[high])
+    joined["level_in_scale"] = level / scale
+    return joined[[*POINT_COLUMNS, "y"]]
 
 
-def backtest_losses(
-    backtest: pd.DataFrame, history: pd.DataFrame, models: pd.Series, horizons: pd.Series, quantiles: Sequence[float]
-) -> pd.Series:
-    """Mean over backtest windows of each series' model's loss on horizons 1..k (NaN: no backtest)."""
-    wanted = backtest[backtest["candidate"].to_numpy() == backtest["unique_id"].map(models).to_numpy()].copy()
-    if wanted.empty:
-        return pd.Series(np.nan, index=models.index, dtype=float)
-    wanted = wanted.sort_values(["unique_id", "cutoff", "ds"])
-    wanted["horizon"] = wanted.groupby(["unique_id", "cutoff"]).cumcount() + 1
-    wanted = wanted[wanted["horizon"] <= wanted["unique_id"].map(horizons)]
-    scales = _scales(history, wanted[["unique_id", "cutoff"]].drop_duplicates())
-    losses = {
-        key: _loss(part, quantiles, scales[key]) for key, part in wanted.groupby(["unique_id", "cutoff"], sort=True)
-    }
-    per_window = pd.Series(losses, dtype=float)
-    per_window.index = per_window.index.set_names(["unique_id", "cutoff"])
-    return per_window.groupby(level="unique_id").mean().reindex(models.index)
+def levels_by_origin(history: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
+    """Mean |y| of the last ``LEVEL_WEEKS`` periods up to each (unique_id, forecast_origin)."""
+    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby("unique_id", sort=False)}
+    pairs = keys[["unique_id", "forecast_origin"]].drop_duplicates()
+    values = []
+    for uid, origin in pairs.itertuples(index=False):
+        part = by_id.get(str(uid))
+        y = part.loc[part["ds"] <= origin, "y"].to_numpy(float)[-LEVEL_WEEKS:] if part is not None else np.array([])
+        values.append(float(np.mean(np.abs(y))) if y.size else np.nan)
+    return pd.Series(values, index=pd.MultiIndex.from_frame(pairs), dtype=float)
 
 
-def judge(
-    scores: pd.DataFrame, previous: pd.Series, tolerance: float, floor: float, min_weeks: int
-) -> pd.DataFrame:
-    """Degraded: live loss above ``tolerance`` x max(backtest loss, ``floor``), on enough weeks.
+def with_reference(points: pd.DataFrame, references: Mapping[str, RunReference], floor: float,
+                   materiality: float = 0.0) -> pd.DataFrame:
+    """Add each point's ``reference`` loss and whether it is ``pooled`` (no backtest of its own).
 
-    ``consecutive`` counts degraded evaluations in a row (``previous``: the count at the
-    series' last evaluation before this one).
+    The reference is the series' backtest level (at least ``floor``) times the run's factor for
+    the point's horizon, and at least the loss of an error of ``materiality`` times the series'
+    level: a series whose backtest was near perfect is not degraded by errors too small to matter.
+    A series its run did not backtest takes the run's median level; a run without a reference
+    takes the median of the other runs' (NaN when there is none at all: the point is not judged).
     """
-    judged = scores.copy()
-    reference = judged["backtest_loss"].clip(lower=floor)
-    judged["ratio"] = judged["live_loss"] / reference
-    enough = (judged["n_weeks"] >= min_weeks) & judged["backtest_loss"].notna()
-    judged["degraded"] = enough & (judged["ratio"] > tolerance)
-    before = judged["unique_id"].map(previous).fillna(0).astype(int)
-    judged["consecutive"] = np.where(judged["degraded"], before + 1, 0)
-    judged["reason"] = np.select(
-        [judged["backtest_loss"].isna(), judged["n_weeks"] < min_weeks, judged["degraded"]],
-        ["no backtest of the published model", f"fewer than {min_weeks} weeks of actuals", "live loss above tolerance"],
-        "within tolerance",
-    )
+    pooled_levels = [r.pooled_level for r in references.values() if np.isfinite(r.pooled_level)]
+    everywhere = float(np.median(pooled_levels)) if pooled_levels else np.nan
+    level, pooled, factor = [], [], []
+    for uid, run_id, horizon in points[["unique_id", "run_id", "horizon"]].itertuples(index=False):
+        reference = references.get(str(run_id))
+        own = reference.levels.get(uid, np.nan) if reference is not None else np.nan
+        fallback = reference.pooled_level if reference is not None and np.isfinite(reference.pooled_level) else everywhere
+        level.append(own if np.isfinite(own) else fallback)
+        pooled.append(not np.isfinite(own))
+        factor.append(reference.factor(horizon) if reference is not None else 1.0)
+    judged = points.assign(pooled=pooled)
+    reference = np.maximum(np.asarray(level, dtype=float), floor) * np.asarray(factor, dtype=float)
+    material = materiality * judged["level_in_scale"].to_numpy(float)
+    judged["reference"] = np.where(np.isfinite(reference), np.fmax(reference, material), np.nan)
     return judged

@@ -1,9 +1,16 @@
-"""The retraining decision: live accuracy of the published forecasts, hysteresis, one cohort a week."""
+"""The retraining decision: every published forecast step whose actual arrived, a CUSUM per series, one cohort a week.
+
+Points from all origins and horizons in the last ``monitoring.lookback_weeks`` target weeks
+are judged against the reference of the run that published them (its backtest, kept in the
+monitoring tables so that it outlives the run folder); a series' CUSUM counts the forecasts
+published since its last triggered retrain. See ``forecasting.monitoring``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,50 +20,73 @@ import sqlalchemy as sa
 from forecasting.config import Settings
 from forecasting.data.database import database_engine
 from forecasting.monitoring import store
-from forecasting.monitoring.live import backtest_losses, judge, live_scores
+from forecasting.monitoring.cusum import CusumRule
+from forecasting.monitoring.judge import judge, since_retrain
+from forecasting.monitoring.live import live_points, with_reference
+from forecasting.monitoring.reference import RunReference, run_reference
 from forecasting.orchestration.pipeline import load_input
+from forecasting.orchestration.registration import run_history
 from forecasting.orchestration.reporting import write_text_atomic
+from forecasting.orchestration.run_folder import load_run
 from forecasting.orchestration.tasks import run_settings, with_snapshot
 from forecasting.reporting import prometheus
 
 
-def _latest_forecasts(engine: sa.Engine, table_name: str, before: pd.Timestamp) -> pd.DataFrame:
-    """Each series' newest published forecast with an origin before ``before``."""
+def _published(engine: sa.Engine, table_name: str, evaluation_date: pd.Timestamp, lookback_weeks: int) -> pd.DataFrame:
+    """Every published row whose target week lies in the lookback window and has passed."""
     table = sa.Table(table_name, sa.MetaData(), autoload_with=engine)
-    # the database picks the newest origin per series: older origins never leave it
-    newest = (
-        sa.select(table.c.unique_id, sa.func.max(table.c.forecast_origin).label("origin"))
-        .where(table.c.forecast_origin < before.to_pydatetime())
-        .group_by(table.c.unique_id)
-        .subquery()
-    )
-    joined = table.join(
-        newest, sa.and_(table.c.unique_id == newest.c.unique_id, table.c.forecast_origin == newest.c.origin)
-    )
+    start = evaluation_date - pd.Timedelta(weeks=lookback_weeks)
+    query = sa.select(table).where(table.c.ds <= evaluation_date.to_pydatetime(), table.c.ds > start.to_pydatetime())
     with engine.connect() as connection:
-        frame = pd.read_sql(sa.select(table).select_from(joined), connection)
+        frame = pd.read_sql(query, connection)
     for column in ("forecast_origin", "ds"):
         frame[column] = pd.to_datetime(frame[column])
-    return frame
+    frame["unique_id"] = frame["unique_id"].astype(str)
+    return frame[frame["forecast_origin"] < frame["ds"]]
 
 
-def _backtest_reference(root: Path, live: pd.DataFrame, history: pd.DataFrame, quantiles: list[float]) -> pd.Series:
-    parts = []
-    for run_id, part in live.groupby("run_id"):
-        path = root / "runs" / str(run_id) / "backtest.parquet"
-        models = part.set_index("unique_id")["model"]
-        horizons = part.set_index("unique_id")["n_weeks"]
-        if path.exists():
-            backtest = pd.read_parquet(path, filters=[("unique_id", "in", list(models.index))])
-            parts.append(backtest_losses(backtest, history, models, horizons, quantiles))
-        else:  # the run folder is gone (retention): the series cannot be judged
-            parts.append(pd.Series(float("nan"), index=models.index))
-    return pd.concat(parts) if parts else pd.Series(dtype=float)
+def run_folder_reference(run_dir: str | Path) -> RunReference | None:
+    """A run's reference, from its backtest and the models it published (None without a backtest)."""
+    folder, manifest, settings = load_run(run_dir)
+    if not folder.output("backtest").exists():
+        return None
+    ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "model"])
+    models = ledger[ledger["model"].fillna("") != ""].set_index("unique_id")["model"]
+    backtest = pd.read_parquet(folder.output("backtest"))
+    return run_reference(folder.run_id, backtest, models, run_history(folder, manifest["shards"]),
+                         settings.forecast.quantiles)
+
+
+def keep_references(engine: sa.Engine, run_dirs: Iterable[str | Path]) -> list[str]:
+    """Store the references of these run folders that are not stored yet; returns their run ids."""
+    store.ensure_tables(engine)
+    stored = store.stored_runs(engine)
+    kept = []
+    for run_dir in run_dirs:
+        if Path(run_dir).name in stored or not (Path(run_dir) / "manifest.json").exists():
+            continue
+        reference = run_folder_reference(run_dir)
+        if reference is not None:
+            store.save_reference(engine, reference)
+            kept.append(reference.run_id)
+    return kept
+
+
+def keep_references_before_retention(settings: Settings, run_dirs: list[Path]) -> list[str]:
+    """What retention calls before deleting run folders: their references stay in the database."""
+    if not settings.database.enabled:
+        return []
+    return keep_references(database_engine(settings), run_dirs)
 
 
 def iso_week(day: pd.Timestamp) -> str:
     year, week, _ = pd.Timestamp(day).isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def rule(settings: Settings) -> CusumRule:
+    monitoring = settings.monitoring
+    return CusumRule(monitoring.cusum_drift, monitoring.cusum_threshold)
 
 
 def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]:
@@ -77,28 +107,23 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
     store.ensure_tables(engine)
     week = iso_week(evaluation_date)
     result: dict[str, Any] = {"evaluation_date": f"{evaluation_date:%Y-%m-%d}", "week": week, "trigger": False}
-
-    if not sa.inspect(engine).has_table(settings.database.forecast_table):
-        forecasts = pd.DataFrame()
-    else:
-        forecasts = _latest_forecasts(engine, settings.database.forecast_table, evaluation_date)
-    quantiles = settings.forecast.quantiles
-    live = live_scores(forecasts, history, quantiles) if not forecasts.empty else pd.DataFrame()
-    if live.empty:
+    monitoring = settings.monitoring
+    forecasts = pd.DataFrame()
+    if sa.inspect(engine).has_table(settings.database.forecast_table):
+        forecasts = _published(engine, settings.database.forecast_table, evaluation_date, monitoring.lookback_weeks)
+    points = live_points(forecasts, history, settings.forecast.quantiles) if not forecasts.empty else pd.DataFrame()
+    if points.empty:
         store.record_decision(engine, evaluation_date, week, "no_actuals", [], 0, 0)
         metrics = export_metrics(settings, {"live_series_evaluated": 0, "retrain_triggered_series": 0})
         return {**result, "status": "no_actuals", "n_evaluated": 0, "n_degraded": 0, "metrics": metrics}
-    live["backtest_loss"] = live["unique_id"].map(
-        _backtest_reference(Path(settings.output.root).resolve(), live, history, quantiles)
-    )
-    monitoring = settings.monitoring
-    judged = judge(
-        live, store.previous_consecutive(engine, evaluation_date), monitoring.tolerance, monitoring.min_scale_loss,
-        monitoring.min_weeks,
-    )
+    runs = sorted(points["run_id"].astype(str).unique())
+    keep_references(engine, [Path(settings.output.root).resolve() / "runs" / run_id for run_id in runs])
+    points = with_reference(points, store.load_references(engine, runs), monitoring.min_scale_loss, monitoring.materiality)
+    retrained = store.retrained_since(engine, evaluation_date - pd.Timedelta(days=1))
+    judged = judge(since_retrain(points, retrained), rule(settings))
     store.record_evaluation(engine, evaluation_date, judged)
-    cohort = sorted(judged.loc[judged["consecutive"] >= monitoring.consecutive, "unique_id"])
-    counts = {"n_evaluated": int(len(judged)), "n_degraded": int(judged["degraded"].sum())}
+    cohort = sorted(judged.loc[judged["degraded"], "unique_id"])
+    counts = {"n_evaluated": int(len(judged)), "n_degraded": len(cohort)}
     cohort_id = f"{week}-{hashlib.sha256(','.join(cohort).encode()).hexdigest()[:8]}"
     trigger_run_id = f"retrain__{week}"
     earlier = store.triggered_in_week(engine, week)

@@ -45,7 +45,7 @@ from forecasting.data.validation import (
 from forecasting.evaluation.windows import backtest_span
 from forecasting.models.catalog import installed_plugins
 from forecasting.models.params import check_model_settings
-from forecasting.orchestration.registration import versioned_table
+from forecasting.orchestration.registration import switching_version, versioned_table
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results
 from forecasting.publishing.sql import SqlCommitPoint
@@ -206,27 +206,17 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
 
 def _previous_winners(settings: Settings, folder: RunFolder, run_id: str) -> str:
     """Create the registry store once, before any parallel work (a fresh SQLite store cannot be
-    created concurrently), and keep the champion's winners for the switching margin.
+    created concurrently), and choose the champion whose models the switching margin keeps.
 
-    The champion is read once per run folder: a rerun keeps the winners its first attempt saw.
-    Returns the champion version whose winners the run uses ("" for none).
+    The champion is chosen once per run folder: a rerun keeps what its first attempt saw.
+    Returns that champion's version ("" for none).
     """
     if not settings.registry.enabled:
         return ""
-    from forecasting.registry.registration import champion_manifest
     from forecasting.registry.store import ensure_store
 
     ensure_store(settings)
-    path = folder.input("previous_winners")
-    if settings.registry.switching_margin <= 0:
-        return ""
-    if not path.exists():
-        winners, version = champion_manifest(settings, run_id)
-        if winners is None:
-            return ""
-        write_atomic(winners[["unique_id", "model", "ensemble_members"]].assign(version=version), path)
-    versions = pd.read_parquet(path, columns=["version"])["version"]
-    return str(versions.iloc[0]) if len(versions) else ""
+    return switching_version(folder, settings, run_id)
 
 
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:

@@ -1,20 +1,25 @@
-"""The register step (between finalize and publish): MLflow run, bundle version, champion decision.
+"""The register step (between finalize and publish): switching margin, MLflow run, bundle version, champion decision.
 
-Self-contained and idempotent: it reads only the run folder, writes
-``registration.json`` there, and a rerun of the same run id returns the same version
-and alias (found again in the registry by the run id tag).
+Self-contained and idempotent: it reads only the run folder, writes ``registration.json``
+and the decision's per-series evidence (``decision.parquet``) there, and a rerun of the same
+run id returns the same version and alias (found again in the registry by the run id tag).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from forecasting.config import Settings
 from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.publishing.table import build_forecast_table, write_atomic
 
 REGISTRATION = "registration.json"
+DECISION = "decision"
+SWITCHING, SWITCHING_FORECASTS, SWITCHING_VERSION = "switching", "switching_forecasts", "switching_version"
 
 
 def registration_path(folder: RunFolder) -> Path:
@@ -31,23 +36,131 @@ def run_history(folder: RunFolder, shards: list[int]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
 
-def register(run_dir: str | Path) -> dict[str, Any]:
-    """Register a finalized run; returns the ``mlflow`` summary object (JSON-able), or {} when disabled."""
+def training_groups(folder: RunFolder) -> dict[str, str]:
+    """Series -> the panel its global models were fitted on (run and shard)."""
+    from forecasting.registry.bundle import training_group
+
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "shard"])
+    return {str(u): training_group(folder.run_id, int(s)) for u, s in zip(lifecycle["unique_id"], lifecycle["shard"], strict=True)}
+
+
+def global_params(folder: RunFolder, shards: list[int]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per training group and global candidate, the parameters it was fitted with (tuned ones included)."""
+    from forecasting.registry.bundle import training_group
+
+    found = {}
+    for shard in shards:
+        marker = folder.shard_dir(shard) / "global" / "_SUCCESS"
+        if marker.exists():
+            models = folder.read_json(marker).get("models", {})
+            found[training_group(folder.run_id, shard)] = {label: dict(info.get("params", {})) for label, info in models.items()}
+    return found
+
+
+def switching_version(folder: RunFolder, settings: Settings, run_id: str) -> str:
+    """The champion whose models the switching margin keeps: chosen once per run folder, so a rerun
+    keeps what its first attempt saw ("" when there is none, or no margin)."""
+    path = folder.path / "input" / f"{SWITCHING_VERSION}.json"
+    if path.exists():
+        return str(folder.read_json(path)["version"])
+    version = ""
+    if settings.registry.enabled and settings.registry.switching_margin > 0:
+        from forecasting.registry.registration import champion_version
+
+        version = champion_version(settings, run_id)
+    folder.write_json(path, {"version": version})
+    return version
+
+
+def _switching(folder: RunFolder, manifest: dict[str, Any], settings: Settings, history: pd.DataFrame) -> None:
+    """Decide the switching margin once (persisted), then apply it to the ledger and forecasts (idempotent)."""
+    version = manifest.get("previous_winners_version") or ""
+    if not version or settings.registry.switching_margin <= 0:
+        return
+    decisions_path, forecasts_path = folder.output(SWITCHING), folder.output(SWITCHING_FORECASTS)
+    ledger = pd.read_parquet(folder.output("ledger"))
+    if not decisions_path.exists():
+        import tempfile
+
+        from forecasting.registry.registration import load_bundle
+        from forecasting.registry.switching import decide_switching
+
+        with tempfile.TemporaryDirectory(prefix="forecasting-switching-") as tmp:
+            champion = load_bundle(settings, version, Path(tmp))
+            decisions, rows = decide_switching(
+                ledger, pd.read_parquet(folder.output("scores")), history, champion,
+                settings.registry.switching_margin, list(settings.forecast.quantiles), settings.forecast.horizon,
+            )
+        table = build_forecast_table(rows, pd.Timestamp(manifest["as_of"]), folder.run_id, settings.forecast.quantiles) \
+            if len(rows) else pd.DataFrame()
+        write_atomic(table, forecasts_path)
+        write_atomic(decisions, decisions_path)
+    _apply_switching(folder, ledger, pd.read_parquet(decisions_path), pd.read_parquet(forecasts_path))
+
+
+def _apply_switching(folder: RunFolder, ledger: pd.DataFrame, decisions: pd.DataFrame, rows: pd.DataFrame) -> None:
+    if decisions.empty:
+        return
+    from forecasting.registry.switching import KEPT
+
+    ledger = ledger.set_index("unique_id")
+    decided = decisions.set_index("unique_id")
+    ledger.loc[decided.index, "selection"] = decided["selection"]
+    kept = decided[decided["selection"] == KEPT]
+    ledger.loc[kept.index, "model"] = kept["previous_model"]
+    ledger.loc[kept.index, "winner"] = kept["previous_model"]
+    ledger.loc[kept.index, "ensemble_members"] = kept["previous_members"].fillna("")
+    write_atomic(ledger.reset_index(), folder.output("ledger"))
+    if len(rows):
+        forecasts = pd.read_parquet(folder.output("forecasts"))
+        forecasts = forecasts[~forecasts["unique_id"].isin(set(rows["unique_id"]))]
+        combined = pd.concat([forecasts, rows[forecasts.columns]], ignore_index=True)
+        write_atomic(combined.sort_values(["unique_id", "ds"]).reset_index(drop=True), folder.output("forecasts"))
+
+
+def _operator_choice(operator: dict[str, Any] | None) -> Any:
+    from forecasting.registry.registration import OperatorChoice
+
+    operator = operator or {}
+    action = str(operator.get("champion") or "decide")
+    alias = {"promote": "champion", "keep": "challenger"}.get(action, "")
+    return OperatorChoice(alias, bool(operator.get("pin")), str(operator.get("by") or ""), str(operator.get("reason") or ""))
+
+
+def register(run_dir: str | Path, operator: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Register a finalized run; returns the ``mlflow`` summary object (JSON-able), or {} when disabled.
+
+    ``operator``: a person's choice for this version, ``{champion: decide|promote|keep, pin, by, reason}``.
+    """
     folder, manifest, settings = load_run(run_dir)
     if not settings.registry.enabled:
         return {}
     from forecasting.registry.registration import RunRecord, register_run
 
+    history = run_history(folder, manifest["shards"])
+    _switching(folder, manifest, settings, history)
+    kept = {}
+    if folder.output(SWITCHING).exists():
+        decisions = pd.read_parquet(folder.output(SWITCHING))
+        kept = decisions.loc[decisions["selection"] == "kept_by_margin"].set_index("unique_id")["previous_loss"].to_dict()
     record = RunRecord(
         manifest=manifest,
         settings=settings,
         ledger=pd.read_parquet(folder.output("ledger")),
         leaderboard=pd.read_parquet(folder.output("leaderboard")),
         scores=pd.read_parquet(folder.output("scores")),
-        history=run_history(folder, manifest["shards"]),
+        history=history,
         artifacts=[folder.manifest, folder.summary, folder.output("ledger"), folder.output("leaderboard")],
+        backtest=pd.read_parquet(folder.output("backtest")),
+        groups=training_groups(folder),
+        global_params=global_params(folder, manifest["shards"]),
+        previous_scores={str(k): float(v) for k, v in kept.items()},
+        operator=_operator_choice(operator),
     )
     result = register_run(record)
+    evidence = result.pop("evidence")
+    if len(evidence):
+        write_atomic(evidence, folder.output(DECISION))
     folder.write_json(registration_path(folder), result)
     if folder.summary.exists():
         summary = folder.read_json(folder.summary)
@@ -64,10 +177,9 @@ def versioned_table(run_dir: str | Path, table: pd.DataFrame) -> tuple[pd.DataFr
     if not path.exists() or table.empty:
         return table, {}
     registration = folder.read_json(path)
-    champion = registration["decision"].get("compared_with_version", "")
-    if registration["alias"] != "challenger" or not champion:
+    champion = registration.get("publish_version", registration["decision"].get("compared_with_version", ""))
+    if registration["alias"] != "challenger" or not champion or champion == registration["version"]:
         return table.assign(model_version=registration["version"]), {"forecasts_from_version": registration["version"]}
-    from forecasting.publishing.table import build_forecast_table
     from forecasting.registry.registration import bundle_forecasts
 
     history = run_history(folder, manifest["shards"])
@@ -78,3 +190,58 @@ def versioned_table(run_dir: str | Path, table: pd.DataFrame) -> tuple[pd.DataFr
     published = build_forecast_table(rows, pd.Timestamp(manifest["as_of"]), folder.run_id,
                                      settings.forecast.quantiles, model_version=champion)
     return published, {"forecasts_from_version": champion}
+
+
+def decision_lines(folder: RunFolder) -> dict[str, str]:
+    """The champion decision in a few lines, for the run report's header ({} without a registration)."""
+    path = registration_path(folder)
+    if not path.exists():
+        return {}
+    registration = folder.read_json(path)
+    decision = registration.get("decision", {})
+    lines = {"registered version": f"{registration['version']} ({registration['alias']})",
+             "champion decision": str(decision.get("reason", ""))}
+    if decision.get("series_compared"):
+        in_sample = decision.get("new_loss_in_sample")
+        lines["decision evidence"] = (
+            f"held-out loss {decision['new_loss']:.3f} vs champion (version {decision['compared_with_version']}) "
+            f"{decision['champion_loss']:.3f} on {decision['series_compared']} series and {decision['weeks']} "
+            f"actuals after {decision['window_cutoff']}"
+            + (f"; the new winners' own (in-sample) loss there: {in_sample:.3f}" if in_sample is not None else "")
+        )
+    reasons = json.loads(decision.get("not_comparable") or "{}")
+    if reasons:
+        lines["not compared"] = ", ".join(f"{why}: {n}" for why, n in sorted(reasons.items(), key=lambda item: -item[1]))
+    return lines
+
+
+REGISTRY_ACTIONS = ("show", "promote", "rollback", "pin", "unpin")
+
+
+def registry_action(settings: Settings, action: str, version: str | None = None, by: str = "", reason: str = "",
+                    pin: bool = False, limit: int = 10) -> dict[str, Any]:
+    """An operator's action on the registry (``registry.operator``): show, promote, rollback, pin, unpin."""
+    from mlflow import MlflowClient
+
+    from forecasting.registry import operator
+    from forecasting.registry.store import quiet_mlflow, store_lock, tracking_uri
+
+    if action not in REGISTRY_ACTIONS:
+        raise ValueError(f"unknown registry action {action!r}; one of {', '.join(REGISTRY_ACTIONS)}")
+    quiet_mlflow()
+    uri = tracking_uri(settings)
+    client, name = MlflowClient(uri, uri), settings.registry.model_name
+    if action == "show":
+        return {**operator.show(client, name, version, limit), "tracking_uri": uri}
+    with store_lock(settings):  # never between a registration's decision and its alias
+        if action == "promote":
+            if not version:
+                raise operator.RegistryActionError("promote needs a VERSION")
+            done = operator.promote(client, name, version, by, reason, pin)
+        elif action == "rollback":
+            done = operator.rollback(client, name, by, reason, version, pin)
+        elif action == "pin":
+            done = operator.pin_champion(client, name, by, reason, version)
+        else:
+            done = operator.unpin(client, name, by, reason)
+    return {**done, "model_name": name, "champion": operator.alias_version(client, name, "champion"), "tracking_uri": uri}

@@ -16,6 +16,7 @@ import pandas as pd
 
 from forecasting.config import ConfigError
 from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED, quantile_labels
+from forecasting.orchestration.registration import decision_lines
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.reporting import explain as explaining
 from forecasting.reporting import prometheus
@@ -166,7 +167,8 @@ def write_report(
     samples = _samples(folder, manifest, ledger, leaderboard, changed, settings.reporting.max_fan_charts,
                        settings.reporting.history_periods)
     context = {"source": manifest.get("source", ""), "candidates": len(settings.models.candidates),
-               "backtest windows": settings.backtest.n_windows, "horizon": settings.forecast.horizon}
+               "backtest windows": settings.backtest.n_windows, "horizon": settings.forecast.horizon,
+               **decision_lines(folder)}
     html = render_report(figures, samples, quantiles, context, started=started)
     report_path, metrics_path = folder.path / REPORT, folder.path / METRICS
     write_text_atomic(report_path, html)

@@ -3,7 +3,9 @@
 A run folder whose forecasts are still published (the newest origin of some series) is
 kept whatever its age, because monitoring judges those forecasts against their backtest.
 The registry versions of deleted runs are pruned by ``prune_registry`` when one is given
-(``retention_task`` passes the registry's, which never deletes an aliased version).
+(``retention_task`` passes the registry's, which never deletes an aliased version). Before a
+run folder goes, ``keep`` is called with it (``retention_task``: its monitoring reference is
+stored in the database, so forecasts it published can still be judged).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from forecasting.config import Settings
 from forecasting.orchestration.run_folder import RunFolder, load_run
 
 RegistryPruner = Callable[[list[str]], Any]
+Keeper = Callable[[list[Path]], Any]
 
 
 def _published_run_ids(root: Path) -> set[str]:
@@ -68,17 +71,21 @@ def _delete(paths: Iterable[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-def apply_retention(settings: Settings, now: pd.Timestamp, prune_registry: RegistryPruner | None = None) -> dict[str, Any]:
-    """Delete what the policy expires; returns the deleted run ids and snapshot files."""
+def apply_retention(settings: Settings, now: pd.Timestamp, prune_registry: RegistryPruner | None = None,
+                    keep: Keeper | None = None) -> dict[str, Any]:
+    """Delete what the policy expires (after ``keep`` saw the run folders); returns the deleted run ids and snapshots."""
     keep_weeks = settings.retention.keep_weeks
     if keep_weeks is None:
         return {"deleted_runs": [], "deleted_snapshots": []}
     root = Path(settings.output.root).resolve()
     runs = expired_runs(root, now, keep_weeks)
     snapshots = expired_snapshots(root, now, keep_weeks)
+    kept = keep(runs) if keep is not None and runs else None
     _delete([*runs, *snapshots])
     run_ids = [p.name for p in runs]
     result: dict[str, Any] = {"deleted_runs": run_ids, "deleted_snapshots": [p.name for p in snapshots]}
+    if kept is not None:
+        result["kept_references"] = kept
     if prune_registry is not None and run_ids:
         result["pruned_versions"] = prune_registry(run_ids)
     return result
@@ -86,11 +93,15 @@ def apply_retention(settings: Settings, now: pd.Timestamp, prune_registry: Regis
 
 def retention_task(run_dir: str) -> dict[str, Any]:
     """The DAG's retention step after a publish: the policy of the run's settings, relative to its
-    as-of date; the registry versions of deleted runs go too (never an aliased one)."""
+    as-of date; the registry versions of deleted runs go too (never an aliased one), and their
+    monitoring references stay in the database."""
+    from forecasting.orchestration.monitor import keep_references_before_retention
+
     _, manifest, settings = load_run(run_dir)
     pruner = None
     if settings.registry.enabled:
         from forecasting.registry.retention import prune_runs
 
         pruner = partial(prune_runs, settings)
-    return apply_retention(settings, pd.Timestamp(manifest["as_of"]), pruner)
+    keeper = partial(keep_references_before_retention, settings)
+    return apply_retention(settings, pd.Timestamp(manifest["as_of"]), pruner, keeper)

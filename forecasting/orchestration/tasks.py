@@ -106,9 +106,10 @@ def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
         return train_shard(run_dir, shard, run_batches=lambda tasks: run_batches_dask(client, tasks))
 
 
-def finalize_run(run_dir: str) -> dict[str, Any]:
+def finalize_run(run_dir: str, operator: dict[str, Any] | None = None) -> dict[str, Any]:
     """Combine the shards (the series of shards that failed after their retries fall back), check
-    the circuit breaker, then register the run's bundle version."""
+    the circuit breaker, then register the run's bundle version (``operator``: a person's champion
+    choice, see ``register``)."""
     started = time.perf_counter()
     folder, manifest, settings = load_run(run_dir)
     failed = failed_shards(run_dir, manifest["shards"])
@@ -124,7 +125,7 @@ def finalize_run(run_dir: str) -> dict[str, Any]:
     # The breaker counts every series without a publishable forecast, before anything is registered or published.
     check_forecast_breaker(pd.read_parquet(folder.output("ledger"), columns=["unique_id", "status", "reason"]),
                            settings.validation.max_quarantine_share)
-    registration = register(run_dir)  # {} with the registry disabled; adds "mlflow" to summary.json
+    registration = register(run_dir, operator)  # {} with the registry disabled; adds "mlflow" to summary.json
     if registration:
         summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
     record_stage_time(run_dir, "finalize", time.perf_counter() - started)

@@ -1,18 +1,20 @@
-"""The registered bundle: every series' winner and what it needs to forecast from fresh history.
+"""The registered bundle: every series' model and what it needs to forecast from fresh history.
 
 One bundle per pipeline run holds, as plain files (no pickle):
 
-- ``winners.parquet``: the winners manifest, series -> model (label), ensemble members,
-  status, lifecycle and the model's mean backtest scores;
+- ``winners.parquet``: the winners manifest, series -> model (label), ensemble members and
+  weights, status, lifecycle, the model's mean backtest scores, and the training group
+  (run and shard) whose panel its global models were fitted on;
 - ``history.parquet``: the validated history the run trained on (the default input);
-- ``bundle.json``: the run id, forecast origin and the run's settings (frequency, quantiles,
-  candidate names and parameters, fallbacks).
+- ``bundle.json``: the run id, forecast origin, the run's settings, and the parameters each
+  group's global models were fitted with (tuned ones included).
 
 ``ForecastBundle`` is the pyfunc. It is logged as "models from code" (``bundle_model.py``),
 so the class itself is imported, never unpickled. ``predict`` takes series ids (and
-optionally their fresh history), refits each series' manifest model and returns its
-quantile forecasts; a series whose model fails, or that the manifest does not know, goes
-down the configured fallback chain.
+optionally their fresh history), refits each series' model as training did
+(``member_forecasts``: plug-ins in child processes, global models on their panel) and
+returns its quantile forecasts; a series whose model fails, or that the manifest does not
+know, goes down the configured fallback chain.
 """
 
 from __future__ import annotations
@@ -27,56 +29,67 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.data.contract import STATUS_FALLBACK, STATUS_OK, quantile_label
+from forecasting.data.sharding import shard_of
 from forecasting.evaluation.quality import quality_gate
-from forecasting.evaluation.selection import ENSEMBLE_LABEL, median_ensemble
-from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, combine, parse_weights
-from forecasting.models.catalog import build_model
-from forecasting.training.fitting import QuantileForecast, forecast_quantiles
-from forecasting.training.plan import Candidate, TrainingPlan
+from forecasting.registry.member_forecasts import MemberForecasts, Series, bundle_plan
+from forecasting.registry.series_model import SeriesModel
 
 WINNERS, HISTORY, META = "winners", "history", "bundle"
-WINNER_COLUMNS = ["unique_id", "model", "ensemble_members", "status", "lifecycle", "scaled_quantile_loss", "mase", "coverage"]
+SCORE_COLUMNS = ("scaled_quantile_loss", "mase", "coverage")
+WINNER_COLUMNS = ["unique_id", "model", "ensemble_members", "status", "lifecycle", *SCORE_COLUMNS, "global_group"]
+GlobalParams = dict[str, dict[str, dict[str, Any]]]  # group -> global label -> parameters
 
 
-def winners_manifest(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> pd.DataFrame:
-    """Series -> the model that forecast it, its members and its mean backtest scores."""
+def training_group(run_id: str, shard: int) -> str:
+    """The name of the panel a series' global models were fitted on: its run and shard."""
+    return f"{run_id}/shard-{int(shard):04d}"
+
+
+def winners_manifest(ledger: pd.DataFrame, leaderboard: pd.DataFrame, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Series -> the model that forecast it, its members and its mean backtest scores (and training group)."""
     published = ledger[ledger["model"].fillna("") != ""].copy()
-    board = leaderboard.rename(columns={"candidate": "model"})[["unique_id", "model", "scaled_quantile_loss", "mase", "coverage"]]
+    board = leaderboard.rename(columns={"candidate": "model"})[["unique_id", "model", *SCORE_COLUMNS]]
     manifest = published.merge(board, on=["unique_id", "model"], how="left")
     for column in WINNER_COLUMNS:
         if column not in manifest:
-            manifest[column] = np.nan if column in ("scaled_quantile_loss", "mase", "coverage") else ""
+            manifest[column] = np.nan if column in SCORE_COLUMNS else ""
+    if groups is not None:
+        manifest["global_group"] = manifest["unique_id"].astype(str).map(groups).fillna("")
     return manifest[WINNER_COLUMNS].sort_values("unique_id").reset_index(drop=True)
 
 
-def write_bundle(folder: Path, run_id: str, as_of: str, settings: Settings, winners: pd.DataFrame, history: pd.DataFrame) -> dict[str, str]:
+def write_bundle(folder: Path, run_id: str, as_of: str, settings: Settings, winners: pd.DataFrame, history: pd.DataFrame,
+                 global_params: GlobalParams | None = None) -> dict[str, str]:
     """Write the bundle's artifact files; returns {artifact name: path} for ``log_model``."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}.parquet" for name in (WINNERS, HISTORY)}
     winners.to_parquet(paths[WINNERS], index=False)
     history[["unique_id", "ds", "y"]].to_parquet(paths[HISTORY], index=False)
-    meta = {"run_id": run_id, "as_of": as_of, "settings": settings.model_dump(mode="json")}
+    meta = {"run_id": run_id, "as_of": as_of, "settings": settings.model_dump(mode="json"),
+            "global_params": global_params or {}}
     paths[META] = folder / f"{META}.json"
-    paths[META].write_text(json.dumps(meta, indent=2, sort_keys=True))
+    paths[META].write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
     return {name: str(path) for name, path in paths.items()}
 
 
-def _plan(settings: Settings) -> TrainingPlan:
-    """The run's candidates and fallbacks, in this process (no plug-in child processes)."""
-    season = settings.season_length
-    candidates = tuple(Candidate(c.label, build_model(c.name, c.params, season)) for c in settings.models.candidates)
-    fallbacks = tuple(Candidate(name, build_model(name, {}, season)) for name in settings.models.fallback)
-    return TrainingPlan.from_settings(settings, candidates=candidates, fallbacks=fallbacks)
+def series_arrays(history: pd.DataFrame) -> Series:
+    """Per series (ds, y), sorted by date."""
+    frame = history.assign(unique_id=history["unique_id"].astype(str), ds=pd.to_datetime(history["ds"]))
+    frame = frame.sort_values(["unique_id", "ds"], kind="stable")
+    return {str(uid): (part["ds"].to_numpy(), part["y"].to_numpy(dtype=np.float64))
+            for uid, part in frame.groupby("unique_id", sort=True)}
 
 
 class BundleForecaster:
     """Forecast series with a run's winners manifest (the logic behind the pyfunc)."""
 
-    def __init__(self, settings: Settings, winners: pd.DataFrame, history: pd.DataFrame | None = None) -> None:
+    def __init__(self, settings: Settings, winners: pd.DataFrame, history: pd.DataFrame | None = None,
+                 global_params: GlobalParams | None = None, run_id: str = "", as_of: str = "") -> None:
         self.settings = settings
-        self.plan = _plan(settings)
-        self.winners = winners.set_index("unique_id")
+        self.winners = winners.assign(unique_id=winners["unique_id"].astype(str)).set_index("unique_id")
         self.history = history
+        self.global_params = global_params or {}
+        self.run_id, self.as_of = run_id, as_of
 
     @classmethod
     def from_folder(cls, folder: Path) -> BundleForecaster:
@@ -85,44 +98,100 @@ class BundleForecaster:
             Settings(**meta["settings"]),
             pd.read_parquet(folder / f"{WINNERS}.parquet"),
             pd.read_parquet(folder / f"{HISTORY}.parquet"),
+            meta.get("global_params", {}),
+            str(meta.get("run_id", "")),
+            str(meta.get("as_of", "")),
         )
 
-    def _fit(self, label: str, y: np.ndarray, horizon: int) -> QuantileForecast:
-        by_label = {c.label: c for c in (*self.plan.fallbacks, *self.plan.candidates)}
-        if label not in by_label:
-            raise KeyError(f"model {label} is not in the bundle's candidate set")
-        candidate = by_label[label]
-        plan = self.plan
-        return forecast_quantiles(
-            candidate.model, y, horizon, plan.quantiles, plan.conformal_windows, plan.fit_time_limit,
-            plan.capped_history(candidate), label,
-        )
+    def model_of(self, unique_id: str) -> SeriesModel | None:
+        """The series' model as the manifest records it (None: the bundle does not know the series)."""
+        if unique_id not in self.winners.index:
+            return None
+        entry = self.winners.loc[unique_id]
+        return SeriesModel.from_manifest(str(entry["model"]), entry.get("ensemble_members", ""))
 
-    def _forecast_one(self, unique_id: str, y: np.ndarray, horizon: int) -> tuple[str, str, QuantileForecast]:
-        chain, members = [], []
-        if unique_id in self.winners.index:
-            entry = self.winners.loc[unique_id]
-            chain.append(str(entry["model"]))
-            members = [m for m in str(entry["ensemble_members"]).split(",") if m]
-        chain += [c.label for c in self.plan.fallbacks if c.label not in chain]
-        failures = []
-        for label in chain:
-            try:
-                if label == ENSEMBLE_LABEL:
-                    forecast = median_ensemble([self._fit(m, y, horizon) for m in members])
-                elif label == WEIGHTED_LABEL:
-                    weights = parse_weights(",".join(members))
-                    forecast = combine({m: self._fit(m, y, horizon) for m in weights}, weights)
-                else:
-                    forecast = self._fit(label, y, horizon)
-            except Exception as exc:
-                failures.append(f"{label}: {type(exc).__name__}: {exc}")
-                continue
-            gate = quality_gate(forecast, y[-self.plan.history_cap :], self.plan.explosion_factor)
-            if gate.failure is None:
-                return label, STATUS_OK if label == chain[0] and unique_id in self.winners.index else STATUS_FALLBACK, gate.quantiles
-            failures.append(f"{label}: quality_gate {gate.failure}")
-        raise RuntimeError(f"series {unique_id}: every model of the bundle's chain failed: {'; '.join(failures)}")
+    def group_of(self, unique_id: str) -> str | None:
+        """The training group whose panel the series' global models were fitted on (None: unknown series)."""
+        if unique_id not in self.winners.index:
+            return None
+        group = str(self.winners.loc[unique_id].get("global_group", "") or "")
+        if group:
+            return group
+        # bundles written before groups were recorded: the shard under the run's layout
+        return training_group(self.run_id, shard_of(unique_id, self.settings.compute.n_shards))
+
+    def _chain(self, unique_id: str) -> list[SeriesModel]:
+        first = self.model_of(unique_id)
+        chain = [first] if first is not None else []
+        labels = {m.label for m in chain}
+        return chain + [SeriesModel.single(name) for name in self.settings.models.fallback if name not in labels]
+
+    def forecast(self, history: pd.DataFrame, horizon: int, failed: dict[str, str] | None = None) -> pd.DataFrame:
+        """One row per series and step: ds, horizon, quantiles, model, status and ``model_key``
+        (what the model is: its members and weights).
+
+        A series whose whole chain fails raises, unless ``failed`` is given: then it is left
+        out and ``failed`` says why.
+        """
+        series = series_arrays(history)
+        plan, broken = bundle_plan(self.settings, horizon)
+        members = MemberForecasts(self.settings, plan, broken, series, self.group_of, self.global_params)
+        chains = {uid: self._chain(uid) for uid in series}
+        position = dict.fromkeys(series, 0)
+        failures: dict[str, list[str]] = {uid: [] for uid in series}
+        done: dict[str, tuple[SeriesModel, str, dict[float, np.ndarray]]] = {}
+        pending = sorted(series)
+        while pending:
+            wanted: dict[str, list[str]] = {}
+            for uid in pending:
+                for label in chains[uid][position[uid]].labels:
+                    wanted.setdefault(label, []).append(uid)
+            members.ensure(wanted)
+            still = []
+            for uid in pending:
+                model = chains[uid][position[uid]]
+                y = series[uid][1]
+                try:
+                    forecast = model.combine({label: members.get(uid, label) for label in model.labels})
+                    gate = quality_gate(forecast, y[-plan.history_cap:], plan.explosion_factor)
+                    if gate.failure is not None:
+                        raise ValueError(f"quality_gate {gate.failure}")
+                except Exception as exc:
+                    failures[uid].append(f"{model.label}: {type(exc).__name__}: {exc}")
+                    position[uid] += 1
+                    if position[uid] < len(chains[uid]):
+                        still.append(uid)
+                        continue
+                    why = f"series {uid}: every model of the bundle's chain failed: {'; '.join(failures[uid])}"
+                    if failed is None:
+                        raise RuntimeError(why) from exc
+                    failed[uid] = why
+                    continue
+                known = uid in self.winners.index
+                done[uid] = (model, STATUS_OK if position[uid] == 0 and known else STATUS_FALLBACK, gate.quantiles)
+            pending = still
+        return self._rows(series, done, plan.quantiles, horizon)
+
+    def _rows(self, series: Series, done: Mapping[str, tuple[SeriesModel, str, dict[float, np.ndarray]]],
+              quantiles: tuple[float, ...], horizon: int) -> pd.DataFrame:
+        frames = []
+        freq = self.settings.forecast.freq
+        for uid in sorted(done):
+            model, status, forecast = done[uid]
+            frame = pd.DataFrame({
+                "unique_id": uid,
+                "ds": pd.date_range(series[uid][0][-1], periods=horizon + 1, freq=freq)[1:],
+                "horizon": np.arange(1, horizon + 1, dtype=np.int64),
+            })
+            for q in quantiles:
+                frame[quantile_label(q)] = forecast[q]
+            frame["model"], frame["status"], frame["model_key"] = model.label, status, model.key()
+            frames.append(frame)
+        if not frames:
+            if not series:
+                raise KeyError("none of the requested series has history in the bundle or the input")
+            return pd.DataFrame(columns=["unique_id", "ds", "horizon", *map(quantile_label, quantiles), "model", "status", "model_key"])
+        return pd.concat(frames, ignore_index=True)
 
     def predict(self, model_input: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
         """Quantile forecasts for the ids in ``model_input``; its ds/y rows, if any, are the history."""
@@ -130,26 +199,7 @@ class BundleForecaster:
         ids = [str(i) for i in pd.unique(model_input["unique_id"])]
         has_history = {"ds", "y"} <= set(model_input.columns) and model_input["y"].notna().any()
         history = model_input if has_history else self._stored_history(ids)
-        history = history.assign(unique_id=history["unique_id"].astype(str), ds=pd.to_datetime(history["ds"]))
-        history = history.sort_values(["unique_id", "ds"], kind="stable")
-        frames = []
-        freq = self.settings.forecast.freq
-        for unique_id, part in history.groupby("unique_id", sort=True):
-            y = part["y"].to_numpy(dtype=np.float64)
-            model, status, forecast = self._forecast_one(str(unique_id), y, horizon)
-            frame = pd.DataFrame({
-                "unique_id": str(unique_id),
-                "ds": pd.date_range(part["ds"].iloc[-1], periods=horizon + 1, freq=freq)[1:],
-                "horizon": np.arange(1, horizon + 1, dtype=np.int64),
-            })
-            for q in self.plan.quantiles:
-                frame[quantile_label(q)] = forecast[q]
-            frame["model"] = model
-            frame["status"] = status
-            frames.append(frame)
-        if not frames:
-            raise KeyError(f"none of the requested series {ids[:5]} has history in the bundle or the input")
-        return pd.concat(frames, ignore_index=True)
+        return self.forecast(history, horizon).drop(columns="model_key")
 
     def _stored_history(self, ids: list[str]) -> pd.DataFrame:
         if self.history is None:

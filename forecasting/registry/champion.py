@@ -1,29 +1,34 @@
-"""Champion or challenger: compare a new version with the champion on the same series and window.
+"""Champion or challenger: the rule, the undecidable case, pins and operator overrides.
 
-Both are scored on the new run's most recent backtest window: the new version by its
-series' chosen models, the champion by the models its manifest chose for the same series
-(the new run backtested every candidate on that window, so the champion's choice has a
-score there too). Series the champion's model has no score for (a candidate no longer
-configured, or a median ensemble of other members) are left out and counted.
+The evidence (``comparison``, ``evidence.summarize``) compares what both versions' selection
+rules choose on the same backtest windows, scored on the next window, which neither chose on.
+The new version takes the alias ``champion``
+when its mean scaled quantile loss there is not worse than the champion's by more than
+``registry.champion_margin``. When no series is comparable, ``registry.undecided`` says what
+happens (``keep`` the champion or ``promote`` the new version), and a champion whose origin
+is more than ``registry.max_champion_age_weeks`` older than the new version's is replaced
+whatever that policy. A pinned champion is never replaced automatically, and an operator
+can decide instead of the rule; every decision records who decided and why.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
-import numpy as np
 import pandas as pd
-
-from forecasting.evaluation.selection import ENSEMBLE_LABEL
-from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 TAG_PREFIX = "forecasting."
+DECISION_PREFIX = f"{TAG_PREFIX}decision."
+RULE = "rule"
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The alias a new version receives, and the numbers behind it."""
+    """The alias a new version receives, and the evidence and reasons behind it."""
 
     alias: str
     reason: str
@@ -32,65 +37,111 @@ class Decision:
     window_cutoff: str = ""
     series_compared: int = 0
     series_not_comparable: int = 0
-    new_loss: float = float("nan")
-    champion_loss: float = float("nan")
+    not_comparable: str = "{}"  # JSON: reason -> series
+    weeks: int = 0
+    new_loss: float = math.nan
+    champion_loss: float = math.nan
+    new_loss_in_sample: float = math.nan
+    difference_se: float = math.nan
+    share_new_better: float = math.nan
+    champion_age_weeks: float = math.nan
+    policy: str = ""
+    decided_by: str = RULE
+    operator_reason: str = ""
 
     def tags(self) -> dict[str, str]:
-        return {f"{TAG_PREFIX}decision.{k}": str(v) for k, v in asdict(self).items()}
+        return {f"{DECISION_PREFIX}{k}": str(v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> Decision:
-        prefix = f"{TAG_PREFIX}decision."
-        values = {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
-        return cls(
-            alias=values["alias"], reason=values.get("reason", ""), margin=float(values.get("margin", 0)),
-            compared_with_version=values.get("compared_with_version", ""), window_cutoff=values.get("window_cutoff", ""),
-            series_compared=int(values.get("series_compared", 0)),
-            series_not_comparable=int(values.get("series_not_comparable", 0)),
-            new_loss=float(values.get("new_loss", "nan")), champion_loss=float(values.get("champion_loss", "nan")),
-        )
+        values = {k[len(DECISION_PREFIX):]: v for k, v in tags.items() if k.startswith(DECISION_PREFIX)}
+        kwargs: dict[str, Any] = {}
+        for field in fields(cls):
+            if field.name not in values:
+                continue
+            text = values[field.name]
+            kind = field.type if isinstance(field.type, str) else field.type.__name__
+            kwargs[field.name] = float(text) if kind == "float" else int(text) if kind == "int" else text
+        return cls(**{"reason": "", "margin": 0.0, **kwargs})
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able (NaN as None)."""
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(self).items()}
 
 
-ENSEMBLES = (ENSEMBLE_LABEL, WEIGHTED_LABEL)
+@dataclass(frozen=True)
+class Policy:
+    """What the configuration says about deciding."""
+
+    margin: float = 0.0
+    undecided: str = "keep"  # keep | promote
+    max_champion_age_weeks: int | None = None
 
 
-def _key(frame: pd.DataFrame) -> pd.Series:
-    members = frame["ensemble_members"].fillna("").astype(str)
-    model = frame["model"].astype(str)
-    return model.where(~model.isin(ENSEMBLES), model + ":" + members)
+@dataclass(frozen=True)
+class Context:
+    """The champion a new version meets, and anything a person decided beforehand."""
+
+    champion_version: str = ""
+    champion_as_of: str = ""
+    new_as_of: str = ""
+    pinned_by: str = ""  # the champion is pinned: who pinned it, and why
+    pinned_reason: str = ""
+    operator_alias: str = ""  # champion | challenger: an operator's decision for this version
+    operator: str = ""
+    operator_reason: str = ""
 
 
-def decide(
-    new: pd.DataFrame, champion: pd.DataFrame | None, scores: pd.DataFrame, margin: float, champion_version: str = ""
-) -> Decision:
-    """``new`` / ``champion``: winners manifests (unique_id, model, ensemble_members); ``scores``: the new run's."""
-    if champion is None:
-        return Decision(CHAMPION, "no champion yet", margin)
-    if scores.empty:
-        return Decision(CHALLENGER, "the new run has no backtest scores", margin, champion_version)
-    cutoff = scores["cutoff"].max()
-    window = scores[scores["cutoff"] == cutoff].set_index(["unique_id", "candidate"])["scaled_quantile_loss"]
-    both = new.merge(champion, on="unique_id", suffixes=("_new", "_champion"))
-    rows = []
-    for side in ("new", "champion"):
-        part = both[["unique_id", f"model_{side}", f"ensemble_members_{side}"]]
-        part.columns = ["unique_id", "model", "ensemble_members"]
-        rows.append(part.assign(key=_key(part).to_numpy()))
-    new_side, champion_side = rows
-    # an ensemble's score belongs to its members (and weights): comparable only when they are the same
-    new_loss = window.reindex(list(zip(new_side["unique_id"], new_side["model"], strict=True))).to_numpy()
-    champion_loss = window.reindex(list(zip(champion_side["unique_id"], champion_side["model"], strict=True))).to_numpy()
-    ensemble = champion_side["model"].isin(ENSEMBLES).to_numpy()
-    same_members = (champion_side["key"] == new_side["key"]).to_numpy()
-    champion_loss = np.where(ensemble & ~same_members, np.nan, champion_loss)
-    ok = np.isfinite(new_loss) & np.isfinite(champion_loss)
-    common = int(len(both))
-    if not ok.any():
-        return Decision(CHALLENGER, "no series comparable with the champion", margin, champion_version,
-                        str(pd.Timestamp(cutoff).date()), 0, common)
-    new_mean, champion_mean = float(new_loss[ok].mean()), float(champion_loss[ok].mean())
-    promote = new_mean <= champion_mean * (1.0 + margin)
-    reason = ("not worse than the champion by more than the margin" if promote
-              else "worse than the champion by more than the margin")
-    return Decision(CHAMPION if promote else CHALLENGER, reason, margin, champion_version, str(pd.Timestamp(cutoff).date()),
-                    int(ok.sum()), common - int(ok.sum()), new_mean, champion_mean)
+def _age_weeks(context: Context) -> float:
+    if not (context.champion_as_of and context.new_as_of):
+        return math.nan
+    return (pd.Timestamp(context.new_as_of) - pd.Timestamp(context.champion_as_of)) / pd.Timedelta(weeks=1)
+
+
+def decide(evidence: dict[str, Any], context: Context, policy: Policy) -> Decision:
+    """The alias of a new version from the evidence (``evidence.summarize`` plus window dates)."""
+    if not context.champion_version:
+        if context.operator_alias:
+            return Decision(context.operator_alias, f"decided by {context.operator}: no champion yet", policy.margin,
+                            decided_by=context.operator, operator_reason=context.operator_reason)
+        return Decision(CHAMPION, "no champion yet", policy.margin)
+    age = _age_weeks(context)
+    base = {k: v for k, v in evidence.items() if k in {f.name for f in fields(Decision)}}
+    base.update(compared_with_version=context.champion_version, champion_age_weeks=age, margin=policy.margin)
+
+    def made(alias: str, reason: str, **extra: Any) -> Decision:
+        return Decision(alias=alias, reason=reason, **{**base, **extra})
+
+    if context.operator_alias:
+        return made(context.operator_alias, f"decided by {context.operator}: {context.operator_reason}",
+                    decided_by=context.operator, operator_reason=context.operator_reason)
+    if context.pinned_by:
+        return made(CHALLENGER, f"the champion (version {context.champion_version}) is pinned by "
+                                f"{context.pinned_by}: {context.pinned_reason}")
+    if age < 0:
+        return made(CHALLENGER, "its origin is older than the champion's (a backfill never takes over by itself)")
+    compared = int(base.get("series_compared", 0))
+    if compared:
+        new, old = float(base["new_loss"]), float(base["champion_loss"])
+        change = new / old - 1.0 if old > 0 else math.inf if new > 0 else 0.0
+        if new <= old * (1.0 + policy.margin):
+            return made(CHAMPION, f"held-out loss {change:+.1%} against the champion on {compared} series "
+                                  f"(margin {policy.margin:.1%})")
+        return made(CHALLENGER, f"held-out loss {change:+.1%} against the champion on {compared} series: "
+                                f"worse by more than the margin {policy.margin:.1%}")
+    stale = policy.max_champion_age_weeks is not None and age > policy.max_champion_age_weeks
+    why = _undecidable_why(base)
+    if stale:
+        return made(CHAMPION, f"undecidable ({why}); the champion is {age:.0f} weeks older than "
+                              f"max_champion_age_weeks {policy.max_champion_age_weeks}", policy="stale_champion")
+    if policy.undecided == "promote":
+        return made(CHAMPION, f"undecidable ({why}); policy undecided: promote", policy="promote")
+    return made(CHALLENGER, f"undecidable ({why}); policy undecided: keep", policy="keep")
+
+
+def _undecidable_why(evidence: dict[str, Any]) -> str:
+    reasons = json.loads(str(evidence.get("not_comparable", "{}")) or "{}")
+    if not reasons:
+        return "no series in common with the champion"
+    top = max(reasons.items(), key=lambda item: item[1])
+    return f"no series comparable; most often: {top[0]} ({top[1]} series)"

@@ -12,6 +12,7 @@ from forecasting.registry.store import tracking_uri
 from forecasting.registry.tracking import RUN_ID_TAG
 
 BUNDLE_PATH = "bundle"
+AS_OF_TAG = "forecasting.as_of"  # the version's forecast origin
 
 
 def ensure_registered_model(client: Any, name: str) -> None:
@@ -34,7 +35,7 @@ def versions_of_run(client: Any, name: str, run_id: str) -> list[Any]:
     return sorted((v for v in found if v.tags.get(HASH_TAG)), key=lambda v: int(v.version))
 
 
-def create_version(client: Any, name: str, run_id: str, mlflow_run_id: str, hashes: str) -> tuple[Any, bool]:
+def create_version(client: Any, name: str, run_id: str, mlflow_run_id: str, hashes: str, as_of: str = "") -> tuple[Any, bool]:
     """Register the run's bundle once per run id; returns (version, reused).
 
     The version is created with its hash tag, so it is complete from the start. Two
@@ -45,9 +46,8 @@ def create_version(client: Any, name: str, run_id: str, mlflow_run_id: str, hash
     if existing:
         return existing[0], True
     source = f"runs:/{mlflow_run_id}/{BUNDLE_PATH}"
-    mine = client.create_model_version(
-        name, source, run_id=mlflow_run_id, tags={RUN_ID_TAG: run_id, HASH_TAG: hashes}, await_creation_for=60
-    )
+    tags = {RUN_ID_TAG: run_id, HASH_TAG: hashes, **({AS_OF_TAG: as_of} if as_of else {})}
+    mine = client.create_model_version(name, source, run_id=mlflow_run_id, tags=tags, await_creation_for=60)
     survivors = versions_of_run(client, name, run_id)
     if survivors and survivors[0].version != mine.version:
         client.delete_model_version(name, mine.version)

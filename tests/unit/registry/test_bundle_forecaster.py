@@ -1,14 +1,23 @@
-"""The bundle forecasts each series with its manifest's model, ensembles included."""
+"""The bundle forecasts each series with its manifest's model as training fitted it: ensembles from
+their members and weights, global LightGBM on its training panel with the run's parameters,
+the real calendar and the covariates."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from forecasting.config import load_settings
 from forecasting.data.demo import generate_demo_panel
+from forecasting.evaluation.quality import quality_gate
 from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, combine
 from forecasting.registry.bundle import BundleForecaster
+from forecasting.registry.member_forecasts import covariate_spec
+from forecasting.training.fitting import forecast_quantiles
+from forecasting.training.global_step import train_global
+from forecasting.training.plan import TrainingPlan
 
 CANDIDATES = [{"name": "Naive"}, {"name": "SeasonalNaive"}, {"name": "HistoricAverage"}]
 
@@ -23,13 +32,52 @@ def test_weighted_and_median_ensembles_are_rebuilt_from_their_members():
         "ensemble_members": ["Naive:0.75,HistoricAverage:0.25", "Naive,SeasonalNaive,HistoricAverage", ""],
         "status": "ok",
     })
-    bundle = BundleForecaster(settings, winners, history)
+    rows = BundleForecaster(settings, winners, history).forecast(history, 13)
 
-    models = {uid: bundle._forecast_one(uid, history.loc[history["unique_id"] == uid, "y"].to_numpy(float), 13)
-              for uid in ids}
-
-    assert [models[uid][:2] for uid in ids] == [(WEIGHTED_LABEL, "ok"), ("MedianEnsemble", "ok"), ("Naive", "ok")]
+    first = rows.drop_duplicates("unique_id").set_index("unique_id")
+    assert list(first["model"]) == [WEIGHTED_LABEL, "MedianEnsemble", "Naive"] and set(first["status"]) == {"ok"}
+    assert list(first["model_key"]) == ["weighted(HistoricAverage:0.25,Naive:0.75)",
+                                        "median(HistoricAverage,Naive,SeasonalNaive)", "Naive"]
+    plan = TrainingPlan.from_settings(settings)
     y = history.loc[history["unique_id"] == ids[0], "y"].to_numpy(float)
-    members = {label: bundle._fit(label, y, 13) for label in ("Naive", "HistoricAverage")}
+    members = {c.label: forecast_quantiles(c.model, y, 13, plan.quantiles, plan.conformal_windows, 30.0)
+               for c in plan.candidates if c.label in ("Naive", "HistoricAverage")}
     expected = combine(members, {"Naive": 0.75, "HistoricAverage": 0.25})
-    np.testing.assert_allclose(models[ids[0]][2][0.5], expected[0.5])
+    np.testing.assert_allclose(rows.loc[rows["unique_id"] == ids[0], "p50"], expected[0.5])
+
+
+def test_a_global_lightgbm_winner_is_refitted_on_its_panel_as_backtested(tmp_path: Path):
+    """Friday weeks (no made-up W-SUN calendar), a promotion covariate, and parameters that are not the defaults."""
+    history = generate_demo_panel(6, 90, "W-FRI", "2025-12-26", 5).sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    ids = sorted(history["unique_id"].unique())
+    dates = pd.date_range(history["ds"].min(), periods=90 + 13, freq="W-FRI")
+    promo = pd.DataFrame([(uid, d, float(i % 5 == 0)) for uid in ids for i, d in enumerate(dates)],
+                         columns=["unique_id", "ds", "promo"])
+    promo.to_csv(tmp_path / "promo.csv", index=False)
+    params = {"n_estimators": 15, "num_leaves": 5, "min_child_samples": 5, "target_transform": "difference"}
+    settings = load_settings(None, {
+        "forecast": {"freq": "W-FRI", "horizon": 5},
+        "models": {"candidates": [{"name": "LightGBM", "params": params}, {"name": "Naive"}]},
+        "covariates": {"path": str(tmp_path / "promo.csv"), "known_in_advance": ["promo"]},
+    })
+    plan = TrainingPlan.from_settings(settings)
+    from forecasting.data.covariates import load_covariates
+
+    covariates = load_covariates(covariate_spec(settings), ids, "W-FRI", 5)
+    trained = train_global(history, dict.fromkeys(ids, "smooth"), plan, "W-FRI", covariates)
+    winners = pd.DataFrame({"unique_id": ids, "model": "LightGBM", "ensemble_members": "", "status": "ok",
+                            "global_group": "run/shard-0000"})
+    fitted = {"run/shard-0000": {"LightGBM": trained.info["LightGBM"]["params"]}}
+    bundle = BundleForecaster(settings, winners, history, fitted)
+
+    rows = bundle.forecast(history, 5)
+
+    for uid in ids:
+        y = history.loc[history["unique_id"] == uid, "y"].to_numpy(float)
+        expected = quality_gate(trained.outcomes[uid]["LightGBM"][y.size], y, plan.explosion_factor).quantiles
+        own = rows[rows["unique_id"] == uid]
+        assert set(own["model"]) == {"LightGBM"} and set(own["status"]) == {"ok"}
+        last = history.loc[history["unique_id"] == uid, "ds"].max()
+        assert own["ds"].iloc[0] == last + pd.Timedelta(weeks=1) and own["ds"].dt.dayofweek.eq(4).all()  # Fridays
+        for q, column in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90")):
+            np.testing.assert_allclose(own[column].to_numpy(), expected[q], rtol=1e-9)

@@ -1,7 +1,9 @@
 """The weekly job with the embedded registry: versions, aliases, published versions, reruns, tampering.
 
-One store per module; the runs build on each other in file order (champion, rerun, challenger,
-switching margin, tamper last).
+One store per module; the runs build on each other in file order: a champion as of 2025-09-28,
+its rerun, a newer version of the same configuration (promoted: a tie on held-out evidence), a
+worse configuration (challenger: the champion forecasts the new origin), an operator's rollback,
+the switching margin against the rolled-back champion, a subset run, tampering last.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.slow
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 NAME = "forecasting"
 RUN_IDS: list[str] = []
+FIRST, LATEST = "2025-09-28", "2025-12-28"
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +35,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("registry")
     profile = yaml.safe_load((PROJECT_ROOT / "config" / "test.yaml").read_text())
     profile["demo"]["n_series"] = 12
-    # ensemble off and selection on the last window only: a later run that selects on more
-    # windows can only be worse on that window (the challenger test relies on it)
-    profile.update(registry={"enabled": True}, selection={"ensemble_top_k": 0}, backtest={"n_windows": 1})
+    profile.update(registry={"enabled": True})
     config = root / "registry.yaml"
     config.write_text(yaml.safe_dump(profile))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -58,7 +59,7 @@ def first(store: dict) -> dict:
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["run", "--config", str(store["config"]), "--output", str(store["root"]), "--json"])
+        code = main(["run", "--config", str(store["config"]), "--output", str(store["root"]), "--as-of", FIRST, "--json"])
     assert code == 0, out.getvalue()
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     RUN_IDS.append(summary["run_id"])
@@ -96,7 +97,7 @@ def test_one_mlflow_run_with_params_metrics_and_artifacts(store: dict, first: di
 
 def test_rerun_of_the_same_run_id_reuses_its_version_and_publishes_the_same_rows(store: dict, first: dict):
     before = pd.read_parquet(first["published"])
-    again = run_weekly(_settings(store))
+    again = run_weekly(_settings(store, forecast={"as_of": FIRST}))
     assert again["run_id"] == first["run_id"]
     assert again["mlflow"]["version"] == "1" and again["mlflow"]["alias"] == "champion"
     assert len(_client(store).search_model_versions(f"name = '{NAME}'")) == 1
@@ -118,41 +119,84 @@ def test_champion_loads_by_alias_and_forecasts_a_named_series(store: dict, first
     assert len(fresh) == 5 and fresh["ds"].iloc[0] > one["ds"].max() and fresh["ds"].iloc[0] < expected["ds"].iloc[0]
 
 
-def test_a_worse_version_is_challenger_and_the_champion_forecasts_the_new_origin(store: dict, first: dict):
-    champion_rows = pd.read_parquet(first["published"])
-    second = run_weekly(_settings(store, backtest={"n_windows": 3}))
+def test_a_newer_version_of_the_same_configuration_ties_and_is_promoted(store: dict, first: dict):
+    second = run_weekly(_settings(store, forecast={"as_of": LATEST}))
     RUN_IDS.append(second["run_id"])
-    assert second["run_id"] != first["run_id"]
-    assert second["mlflow"]["version"] == "2" and second["mlflow"]["alias"] == "challenger"
-    version = _client(store).get_model_version(NAME, "2")
-    assert version.tags["forecasting.decision.alias"] == "challenger"
-    assert version.tags["forecasting.decision.compared_with_version"] == "1"
-    assert float(version.tags["forecasting.decision.new_loss"]) > float(version.tags["forecasting.decision.champion_loss"])
-    assert int(version.tags["forecasting.decision.series_compared"]) > 0
-    assert str(_client(store).get_model_version_by_alias(NAME, "champion").version) == "1"
-    published = pd.read_parquet(second["published"])
-    assert second["forecasts_from_version"] == "1"
-    assert (published["model_version"] == "1").all()
-    assert (published["run_id"] == second["run_id"]).all()
-    # the champion's models refitted on the same history: the champion's numbers
+    assert second["mlflow"]["version"] == "2" and second["mlflow"]["alias"] == "champion"
+    tags = _client(store).get_model_version(NAME, "2").tags
+    assert tags["forecasting.decision.compared_with_version"] == "1"
+    assert tags["forecasting.decision.window_cutoff"] == FIRST  # the last window: 13 weeks neither chose on
+    compared = int(tags["forecasting.decision.series_compared"])
+    assert compared >= 9 and tags["forecasting.as_of"].startswith(LATEST)
+    # both versions' rule on the same windows: one configuration, one choice, the same loss
+    assert float(tags["forecasting.decision.new_loss"]) == pytest.approx(float(tags["forecasting.decision.champion_loss"]))
+    evidence = pd.read_parquet(Path(second["run_dir"]) / "decision.parquet")
+    assert evidence["compared"].sum() == compared and (evidence.loc[evidence["compared"], "weeks"] == 13).all()
+    run_id = _client(store).get_model_version(NAME, "2").run_id
+    assert "decision/evidence.parquet" in {a.path for a in _client(store).list_artifacts(run_id, "decision")}
+    assert "champion decision" in Path(second["report"]).read_text()
+
+
+def test_a_worse_configuration_is_challenger_and_the_champion_forecasts_the_new_origin(store: dict, first: dict):
+    champion_rows = pd.read_parquet(Path(store["root"]) / "forecasts" / f"origin={LATEST}.parquet")
+    third = run_weekly(_settings(store, forecast={"as_of": LATEST},
+                                 models={"candidates": [{"name": "HistoricAverage"}, {"name": "Naive"}]}))
+    RUN_IDS.append(third["run_id"])
+    assert third["mlflow"]["version"] == "3" and third["mlflow"]["alias"] == "challenger"
+    tags = _client(store).get_model_version(NAME, "3").tags
+    assert tags["forecasting.decision.compared_with_version"] == "2"
+    assert float(tags["forecasting.decision.new_loss"]) > float(tags["forecasting.decision.champion_loss"])
+    assert "worse by more than the margin" in tags["forecasting.decision.reason"]
+    assert str(_client(store).get_model_version_by_alias(NAME, "champion").version) == "2"
+    published = pd.read_parquet(third["published"])
+    assert third["forecasts_from_version"] == "2"
+    assert (published["model_version"] == "2").all() and (published["run_id"] == third["run_id"]).all()
+    # the champion's models refitted on the same history: the champion's own numbers
     columns = ["unique_id", "ds", "p10", "p50", "p90", "model"]
     pd.testing.assert_frame_equal(published[columns], champion_rows[columns], check_exact=False, rtol=1e-9)
-    own = pd.read_parquet(second["forecasts"])  # the challenger's own rows stay in its run folder
+    own = pd.read_parquet(third["forecasts"])  # the challenger's own rows stay in its run folder
     assert (own["model"].to_numpy() != published["model"].to_numpy()).any()
 
 
-def test_switching_margin_keeps_the_champions_winners(store: dict, first: dict):
-    champion = pd.read_parquet(first["ledger"]).set_index("unique_id")["model"]
-    third = run_weekly(_settings(store, backtest={"n_windows": 3}, registry={"enabled": True, "switching_margin": 0.99}))
-    ledger = pd.read_parquet(third["ledger"]).set_index("unique_id")
-    ok = ledger[ledger["status"] == "ok"]
-    assert (ok["selection"] == "kept_by_margin").any()
-    kept = ok[ok["selection"] == "kept_by_margin"]
-    assert (kept["winner"] == champion.reindex(kept.index)).all()
-    without = pd.read_parquet(store["root"] / "runs" / RUN_IDS[1] / "ledger.parquet").set_index("unique_id")
-    assert (without.loc[kept.index, "winner"] != kept["winner"]).all()  # the margin decided these
-    # its report compares with the champion's run (version 1), not with the newer challenger's
-    assert third["previous_run"] == RUN_IDS[0] != RUN_IDS[1]
+def test_an_operator_rolls_back_and_it_is_recorded(store: dict, first: dict):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["registry", "rollback", "--reason", "the new version misses the promotions", "--by", "ana",
+                     "--config", str(store["config"]), "--output", str(store["root"]), "--json"])
+    assert code == 0, out.getvalue()
+    done = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert done["champion"] == "1" and done["previous"] == "2" and done["by"] == "ana"
+    with contextlib.redirect_stdout(out := io.StringIO()):
+        assert main(["registry", "show", "--config", str(store["config"]), "--output", str(store["root"]), "--json"]) == 0
+    shown = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert shown["champion"] == "1" and shown["log"][0]["action"] == "rollback"
+    assert shown["log"][0]["reason"] == "the new version misses the promotions"
+    assert [e["action"] for e in shown["log"]][:2] == ["rollback", "auto"]  # version 2 was promoted by the rule
+    with contextlib.redirect_stdout(io.StringIO()):  # no reason, no action: a usage error
+        assert main(["registry", "promote", "2", "--config", str(store["config"]), "--output", str(store["root"])]) == 2
+
+
+def test_switching_margin_keeps_the_champions_models_as_they_were(store: dict, first: dict):
+    champion = _bundle_winners(store, "1").set_index("unique_id")
+    margin = run_weekly(_settings(store, forecast={"as_of": LATEST}, registry={"enabled": True, "switching_margin": 0.99}))
+    ledger = pd.read_parquet(margin["ledger"]).set_index("unique_id")
+    kept = ledger[ledger["selection"] == "kept_by_margin"]
+    assert len(kept) >= 3
+    assert (kept["model"] == champion.loc[kept.index, "model"]).all()
+    assert (kept["ensemble_members"] == champion.loc[kept.index, "ensemble_members"].fillna("")).all()
+    decisions = pd.read_parquet(Path(margin["run_dir"]) / "switching.parquet").set_index("unique_id")
+    assert (decisions.loc[kept.index, "previous_members"].fillna("") == kept["ensemble_members"]).all()
+    # its winners differed from the champion's models (the margin decided), and its bundle keeps them as they were
+    own = pd.read_parquet(Path(store["root"]) / "runs" / RUN_IDS[1] / "ledger.parquet").set_index("unique_id")
+    assert (own.loc[kept.index, "model"] + own.loc[kept.index, "ensemble_members"]
+            != kept["model"] + kept["ensemble_members"]).all()
+    bundled = _bundle_winners(store, margin["mlflow"]["version"]).set_index("unique_id")
+    pd.testing.assert_series_equal(bundled.loc[kept.index, "ensemble_members"].fillna(""), kept["ensemble_members"])
+    # its report compares with the champion's run (version 1), not with the newer versions
+    assert margin["previous_run"] == RUN_IDS[0]
 
 
 def _bundle_winners(store: dict, version: str) -> pd.DataFrame:
@@ -167,7 +211,7 @@ def test_a_subset_run_carries_the_champions_other_series_into_its_bundle(store: 
     subset = sorted(everything["unique_id"])[:3]
     champion_before = str(_client(store).get_model_version_by_alias(NAME, "champion").version)
     champion_winners = _bundle_winners(store, champion_before).set_index("unique_id")
-    part = run_weekly(_settings(store), subset)
+    part = run_weekly(_settings(store, forecast={"as_of": LATEST}), subset)
     own = pd.read_parquet(part["ledger"])
     assert sorted(own["unique_id"]) == subset
     bundled = _bundle_winners(store, part["mlflow"]["version"]).set_index("unique_id")

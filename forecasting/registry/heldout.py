@@ -1,0 +1,144 @@
+"""The new version's held-out choice: its selection rule applied to the windows before the decision weeks.
+
+A version chose its winners on every backtest window, so its winners' loss on those windows
+flatters it. The champion decision instead scores what the run's selection rule would have
+chosen without the decision weeks: ``choose`` sees only the windows that end before them
+(``split`` cuts the backtest so), and ``forecast_at`` then builds the chosen models' forecasts
+at the decision window from their members' backtest forecasts, without reading its actuals.
+
+The rule is training's, run on the windows before the decision weeks: every single candidate
+ranked by its mean scaled quantile loss on them (ties to the earlier configured), against the
+quantile-wise median of the best ``selection.ensemble_top_k`` (members chosen on the windows
+that score it, as in training) and, with at least two such windows, the weighted ensemble
+scored by cross-fitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting.config import Settings
+from forecasting.data.contract import quantile_label
+from forecasting.evaluation.losses import scale_denominator, scaled_quantile_loss
+from forecasting.evaluation.selection import ENSEMBLE_LABEL, rank_candidates
+from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, cross_fitted
+from forecasting.registry.series_model import QuantileForecast, SeriesModel
+
+
+@dataclass(frozen=True)
+class Split:
+    """The backtest cut at each series' decision start: rows to choose on, forecasts to score."""
+
+    choosing: pd.DataFrame  # whole windows that end at or before the series' decision start (actuals included)
+    decision: pd.DataFrame  # the last window's forecasts, without actuals
+    cutoffs: pd.Series  # series -> the decision window's cutoff
+
+
+def split(backtest: pd.DataFrame, decision_start: pd.Series) -> Split:
+    """``decision_start``: per series, the last date a side may have chosen on (the decision weeks follow it)."""
+    frame = backtest[backtest["unique_id"].isin(decision_start.index)]
+    cutoffs = frame.groupby("unique_id")["cutoff"].max()
+    window_end = frame.groupby(["unique_id", "cutoff"])["ds"].transform("max")
+    start = frame["unique_id"].map(decision_start)
+    choosing = frame[window_end <= start]
+    decision = frame[frame["cutoff"] == frame["unique_id"].map(cutoffs)].drop(columns="y")
+    return Split(choosing.reset_index(drop=True), decision.reset_index(drop=True), cutoffs)
+
+
+def scales_at(history: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
+    """The loss scale of each (unique_id, cutoff): mean absolute one-step change of the history up to it."""
+    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby("unique_id", sort=False)}
+    values = []
+    for uid, cutoff in pairs[["unique_id", "cutoff"]].itertuples(index=False):
+        part = by_id.get(str(uid))
+        y = part.loc[part["ds"] <= cutoff, "y"].to_numpy(float) if part is not None else np.array([])
+        values.append(scale_denominator(y, m=1))
+    return pd.Series(values, index=pd.MultiIndex.from_frame(pairs[["unique_id", "cutoff"]]), dtype=float)
+
+
+def _per_window(series: pd.DataFrame, quantiles: Sequence[float]) -> tuple[dict[str, list[QuantileForecast]], list[np.ndarray], list[pd.Timestamp]]:
+    """Per candidate, its forecast in each window (only candidates present in every window)."""
+    columns = [quantile_label(q) for q in quantiles]
+    cutoffs = sorted(series["cutoff"].unique())
+    forecasts: dict[str, list[QuantileForecast]] = {}
+    actuals: list[np.ndarray] = []
+    for i, cutoff in enumerate(cutoffs):
+        window = series[series["cutoff"] == cutoff].sort_values(["candidate", "ds"])
+        for candidate, rows in window.groupby("candidate", sort=False):
+            values = rows[columns].to_numpy(float)
+            if not np.isfinite(values).all():
+                continue
+            forecasts.setdefault(str(candidate), [None] * len(cutoffs))[i] = {  # type: ignore[list-item]
+                q: values[:, j] for j, q in enumerate(quantiles)
+            }
+        actuals.append(window.drop_duplicates("ds").sort_values("ds")["y"].to_numpy(float))
+    complete = {label: per for label, per in forecasts.items() if all(f is not None for f in per)}
+    return complete, actuals, cutoffs
+
+
+def _mean_loss(model: SeriesModel, forecasts: Mapping[str, list[QuantileForecast]], actuals: list[np.ndarray],
+               scales: list[float]) -> float:
+    return float(np.mean([
+        scaled_quantile_loss(actuals[i], model.combine({m: forecasts[m][i] for m in model.labels}), scales[i])
+        for i in range(len(actuals))
+    ]))
+
+
+def choose(choosing: pd.DataFrame, scales: pd.Series, settings: Settings) -> dict[str, SeriesModel]:
+    """Per series, the model the run's selection rule picks on ``choosing`` alone (no entry: nothing to choose on)."""
+    order = [c.label for c in settings.models.candidates]
+    quantiles = list(settings.forecast.quantiles)
+    top_k = settings.selection.ensemble_top_k
+    rounds = settings.ensemble.rounds if settings.ensemble.weighted else 0
+    chosen: dict[str, SeriesModel] = {}
+    for uid, series in choosing.groupby("unique_id", sort=True):
+        forecasts, actuals, cutoffs = _per_window(series, quantiles)
+        forecasts = {label: forecasts[label] for label in order if label in forecasts}
+        if not forecasts:
+            continue
+        window_scales = [float(scales[(uid, c)]) for c in cutoffs]
+        models = {label: SeriesModel.single(label) for label in forecasts}
+        ranking = rank_candidates({label: _mean_loss(m, forecasts, actuals, window_scales) for label, m in models.items()},
+                                  order)
+        if top_k >= 2 and len(ranking) >= 2:
+            models[ENSEMBLE_LABEL] = SeriesModel.median(ranking[:top_k])
+        losses = {label: _mean_loss(m, forecasts, actuals, window_scales) for label, m in models.items()}
+        if rounds >= 1 and len(forecasts) >= 2 and len(cutoffs) >= 2:  # cross-fitted, as training scores it
+            per_window, weights = cross_fitted(forecasts, actuals, window_scales, rounds)
+            models[WEIGHTED_LABEL] = SeriesModel.weighted(weights)
+            losses[WEIGHTED_LABEL] = float(np.mean([scaled_quantile_loss(actuals[i], per_window[i], window_scales[i])
+                                                    for i in range(len(cutoffs))]))
+        best = rank_candidates(losses, [*order, ENSEMBLE_LABEL, WEIGHTED_LABEL])
+        if best:
+            chosen[str(uid)] = models[best[0]]
+    return chosen
+
+
+def forecast_at(decision: pd.DataFrame, models: Mapping[str, SeriesModel], quantiles: Sequence[float]) -> pd.DataFrame:
+    """Each chosen model's forecast at the decision window, from its members' backtest forecasts.
+
+    ``decision`` carries no actuals. A series whose model has a member without a forecast
+    there is left out.
+    """
+    columns = [quantile_label(q) for q in quantiles]
+    frames = []
+    for uid, series in decision[decision["unique_id"].isin(models.keys())].groupby("unique_id", sort=True):
+        model = models[str(uid)]
+        by_label = {str(label): rows.sort_values("ds") for label, rows in series.groupby("candidate", sort=False)}
+        if not set(model.labels) <= set(by_label):
+            continue
+        dates = by_label[model.labels[0]]["ds"].to_numpy()
+        members = {m: {q: by_label[m][c].to_numpy(float) for q, c in zip(quantiles, columns, strict=True)}
+                   for m in model.labels}
+        combined = model.combine(members)
+        frame = pd.DataFrame({"unique_id": str(uid), "ds": dates, "model_key": model.key()})
+        for q, column in zip(quantiles, columns, strict=True):
+            frame[column] = combined[q]
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["unique_id", "ds", "model_key", *columns])
+    return pd.concat(frames, ignore_index=True)
