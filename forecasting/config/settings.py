@@ -15,30 +15,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-_SEASON_LENGTH_BY_FREQ_PREFIX = {
-    "W": 52,
-    "M": 12,
-    "ME": 12,
-    "MS": 12,
-    "Q": 4,
-    "QE": 4,
-    "QS": 4,
-    "D": 7,
-    "B": 5,
-    "H": 24,
-    "h": 24,
-    "Y": 1,
-    "YE": 1,
-    "YS": 1,
-    "A": 1,
-}
+from forecasting.config.seasonality import season_lengths
 
 
 def default_season_length(freq: str) -> int:
-    """Season length that the frequency implies (W 52, M 12, Q 4, D 7, H 24, else 1)."""
-    offset = pd.tseries.frequencies.to_offset(freq)
-    prefix = offset.name.split("-")[0].lstrip("0123456789")
-    return _SEASON_LENGTH_BY_FREQ_PREFIX.get(prefix, 1)
+    """Season length that the frequency implies: its shortest seasonal cycle (W 52, M 12, Q 4, D 7, h 24, else 1)."""
+    return season_lengths(freq)[0]
 
 
 class _Section(BaseModel):
@@ -150,6 +132,7 @@ def _default_candidates() -> list[CandidateSettings]:
         "AutoETS",
         "AutoTheta",
         "AutoCES",
+        "MSTL",  # only where the frequency has several seasonal cycles (hourly, daily)
         "SeasonalNaive",
         "Naive",
         "HistoricAverage",
@@ -166,7 +149,7 @@ class ModelSettings(_Section):
     candidates: list[CandidateSettings] = Field(default_factory=_default_candidates)
     fallback: list[str] = Field(default_factory=lambda: ["Naive", "HistoricAverage"])
     max_history_seasons: float = Field(
-        4.0, gt=0.0, description="History cap (in seasons) for models tagged expensive."
+        4.0, gt=0.0, description="History cap for models tagged expensive, in cycles of the longest seasonality."
     )
     fit_time_limit_seconds: float = Field(60.0, gt=0.0, description="Wall-clock safety stop per fit.")
     conformal_windows: int = Field(2, ge=2, description="Calibration windows for models without native quantiles.")
@@ -184,12 +167,25 @@ class ModelSettings(_Section):
 
 
 class BacktestSettings(_Section):
-    n_windows: int = Field(2, ge=1)
+    """Rolling-origin backtest: the evidence every choice and calibration rests on."""
+
+    n_windows: int = Field(6, ge=1, description="Windows per series at most (fewer for short series).")
     step: int | None = Field(None, ge=1, description="Periods between cutoffs; None = horizon.")
+    min_train_share: float = Field(
+        0.5, gt=0.0, lt=1.0, description="A window keeps at least this share of the series' history for training."
+    )
+    move_forward: bool = Field(
+        True, description="Fit expensive models once at the earliest cutoff and move them forward (no refit)."
+    )
 
 
 class SelectionSettings(_Section):
-    ensemble_top_k: int = Field(3, ge=0, description="Median ensemble of the top k; 0 or 1 = off.")
+    """When a series leaves the default ensemble for a single candidate, and the quality gate."""
+
+    margin: float = Field(
+        0.2, ge=0.0, description="A single candidate replaces the ensemble when its backtest loss is lower by this share ..."
+    )
+    min_windows: int = Field(3, ge=1, description="... over at least this many windows, winning two thirds of them.")
     explosion_factor: float = Field(10.0, gt=1.0, description="Quality gate: max |forecast| vs max |history|.")
 
 
@@ -200,7 +196,10 @@ class ComputeSettings(_Section):
     scheduler_address: str | None = Field(None, description="tcp://host:port of a Dask scheduler; None = embedded LocalCluster.")
     n_workers: int | None = Field(None, ge=1, description="Embedded cluster workers; None = one per core.")
     worker_memory_limit: str = "4GiB"
-    n_shards: int = Field(8, ge=1, le=1024)
+    n_shards: int | None = Field(
+        None, ge=1, le=1024, description="Shards (units of retry and calibration pools); None = one per series_per_shard."
+    )
+    series_per_shard: int = Field(250, ge=1, description="Series per shard when n_shards is None.")
     series_per_batch: int = Field(5, ge=1, description="Series per Dask task (aim for tasks of 0.5 to 5 s).")
     progress: bool = True
 
@@ -254,10 +253,17 @@ class TuningSettings(_Section):
 
 
 class EnsembleSettings(_Section):
-    """The per-series weighted ensemble (greedy forward selection with replacement)."""
+    """The default forecast: a weighted ensemble whose weights are shared by a pool of series."""
 
-    weighted: bool = Field(True, description="Add the WeightedEnsemble candidate (needs 2+ backtest windows).")
-    rounds: int = Field(10, ge=1, description="Greedy rounds; weights are multiples of 1/rounds.")
+    enabled: bool = Field(True, description="False: each series gets its best single candidate instead.")
+    rounds: int = Field(10, ge=0, description="Greedy rounds chosen on the backtest (weights move in steps of them).")
+    prior: list[str] = Field(
+        default_factory=lambda: ["AutoETS", "AutoTheta", "AutoCES", "CrostonOptimized", "ADIDA", "IMAPA", "TSB"],
+        description="Candidates that share the prior weight (those present in a pool).",
+    )
+    prior_rounds: float = Field(
+        30.0, ge=0.0, description="Units of weight of the prior, beside the greedy rounds (estimated weights are noisy)."
+    )
 
 
 class CostSettings(_Section):
@@ -407,3 +413,15 @@ class Settings(BaseSettings):
     @property
     def backtest_step(self) -> int:
         return self.backtest.step or self.forecast.horizon
+
+    @property
+    def seasonalities(self) -> tuple[int, ...]:
+        """Seasonal cycles in periods, shortest first: the season length, then the frequency's longer cycles."""
+        primary = self.season_length
+        return (primary, *(s for s in season_lengths(self.forecast.freq) if s > primary))
+
+    def shard_count(self, n_series: int) -> int:
+        """Shards for a panel of ``n_series`` series (``compute.n_shards``, or one per ``series_per_shard``)."""
+        if self.compute.n_shards is not None:
+            return self.compute.n_shards
+        return int(min(1024, max(1, -(-n_series // self.compute.series_per_shard))))
