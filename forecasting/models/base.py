@@ -27,6 +27,7 @@ DEFAULT_TAGS: dict[str, Any] = {
     "min_history_seasons": 0.0,  # ... and this many seasons (season_length x value)
     "demand_types": ("smooth", "intermittent"),  # lifecycle classes it is meant for
     "expensive": False,  # True: sees only the capped history (models.max_history_seasons)
+    "multiple_seasonalities": False,  # True: takes every seasonal cycle; a candidate only where there are several
 }
 
 
@@ -136,8 +137,37 @@ class ForecastModel:
             raise ModelError(f"{type(self).__name__} returned {forecast.point.shape} points for horizon {h}")
         return forecast
 
+    def forward(self, y: np.ndarray, h: int, quantiles: Sequence[float] = ()) -> Forecast:
+        """Forecast ``h`` steps after a new history ``y`` with the parameters already fitted.
+
+        No parameter is estimated again: a model fitted at an early backtest cutoff is moved
+        to a later one (statsforecast's ``forward``). Models without their own ``_forward``
+        fit a clone on ``y`` instead, which gives the same contract at the cost of a fit.
+        """
+        if not hasattr(self, "n_obs_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit first")
+        if type(self)._forward is ForecastModel._forward:
+            return self.clone().fit(y).predict(h, quantiles)
+        values = np.asarray(y, dtype=np.float64)
+        if values.ndim != 1 or not np.all(np.isfinite(values)):
+            raise ValueError(f"{type(self).__name__}.forward expects a finite 1-D series")
+        needed = self.min_history(model_season_length(self))
+        if values.size < needed:
+            raise HistoryTooShortError(
+                f"{type(self).__name__} needs at least {needed} observations, got {values.size}"
+            )
+        forecast = self._forward(values, int(h), tuple(quantiles))
+        forecast.point = np.asarray(forecast.point, dtype=np.float64)
+        if forecast.point.shape != (h,):
+            raise ModelError(f"{type(self).__name__} returned {forecast.point.shape} points for horizon {h}")
+        return forecast
+
     # --- what an author implements --------------------------------------------------
     def _fit(self, y: np.ndarray, X: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def _forward(self, y: np.ndarray, h: int, quantiles: tuple[float, ...]) -> Forecast:
+        """Optional: forecast after ``y`` with the fitted parameters (see ``forward``)."""
         raise NotImplementedError
 
     def _predict(self, h: int, quantiles: tuple[float, ...], X_future: np.ndarray | None) -> Forecast:

@@ -143,21 +143,31 @@ def model_class(name: str) -> type[ForecastModel]:
     raise UnknownModelError(f"unknown model {name!r}; available: {', '.join(sorted(models))}")
 
 
-def instantiate(model_class: type[ForecastModel], params: dict[str, Any], season_length: int) -> ForecastModel:
+def instantiate(
+    model_class: type[ForecastModel],
+    params: dict[str, Any],
+    season_length: int,
+    seasonalities: tuple[int, ...] = (),
+) -> ForecastModel:
     """An instance with ``params``; ``season_length`` is filled in where the model takes one.
 
-    Raises ``InvalidParameterError`` for a parameter the class's ``param_constraints`` refuse.
+    A model tagged ``multiple_seasonalities`` gets every cycle of ``seasonalities`` (or the
+    season length alone) instead. Raises ``InvalidParameterError`` for a parameter the class's
+    ``param_constraints`` refuse.
     """
     from forecasting.models.params import check_params
 
     arguments = dict(params)
     if "season_length" in model_class._param_names() and "season_length" not in arguments:
-        arguments["season_length"] = season_length
+        multiple = model_class.get_tag("multiple_seasonalities")
+        arguments["season_length"] = list(seasonalities or (season_length,)) if multiple else season_length
     model = model_class(**arguments)
     check_params(model)
     return model
 
 
-def build_model(name: str, params: dict[str, Any], season_length: int) -> ForecastModel:
+def build_model(
+    name: str, params: dict[str, Any], season_length: int, seasonalities: tuple[int, ...] = ()
+) -> ForecastModel:
     """Instantiate a candidate by name; ``season_length`` is filled in where the model takes one."""
-    return instantiate(model_class(name), params, season_length)
+    return instantiate(model_class(name), params, season_length, seasonalities)

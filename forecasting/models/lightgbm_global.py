@@ -1,9 +1,13 @@
-"""A global LightGBM model: one booster per quantile, trained across many series (mlforecast).
+"""A global LightGBM model: one median booster trained across many series (mlforecast).
 
 Features: lags of the (per-series standardised) target, rolling means and spread,
 calendar features of the target date, and optional covariates (dynamic columns
-known at every forecast date, static columns per series). One LightGBM model per
-requested quantile (objective ``quantile``), each forecasting recursively.
+known at every forecast date, static columns per series). One LightGBM model with
+the median objective forecasts recursively; its other quantiles come from the
+platform's calibration on backtest errors (``evaluation.calibration``), like any
+model without native quantiles. A quantile booster fed its own forecasts drifts
+apart from the median over the horizon (intervals far too wide by the last step);
+conformal quantiles around the recursive median keep the coverage of every step.
 
 Unlike the local models this one is fitted on a panel (``fit_panel`` /
 ``predict_panel``); the training layer fits it once per shard and backtest cutoff
@@ -31,11 +35,11 @@ def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
 
 
 class LightGBMGlobal(ForecastModel):
-    """Global LightGBM with quantile objectives; see the module docstring."""
+    """Global LightGBM, a recursive median; see the module docstring."""
 
     tags: ClassVar[dict[str, Any]] = {
         "scope": "global",
-        "native_quantiles": True,
+        "native_quantiles": False,
         "exogenous": True,
         "min_history": 8,
         "demand_types": ("smooth", "intermittent"),
@@ -133,15 +137,17 @@ class LightGBMGlobal(ForecastModel):
         self,
         panel: pd.DataFrame,
         freq: str,
-        quantiles: Sequence[float],
+        quantiles: Sequence[float] = (0.5,),
         dynamic: pd.DataFrame | None = None,
         static: pd.DataFrame | None = None,
     ) -> LightGBMGlobal:
-        """Fit on a long frame (unique_id, ds, y), with optional covariates.
+        """Fit the median on a long frame (unique_id, ds, y), with optional covariates.
 
+        ``quantiles`` is accepted for the panel contract; only the median is modelled.
         ``dynamic``: (unique_id, ds, columns...) known at every date it covers, forecast
         dates included; ``static``: (unique_id, columns...) one row per series.
         """
+        quantiles = (0.5,)
         frame = panel[["unique_id", "ds", "y"]].astype({"ds": "datetime64[ns]"})
         if dynamic is not None:
             dynamic = dynamic.astype({"ds": "datetime64[ns]"})
@@ -158,7 +164,7 @@ class LightGBMGlobal(ForecastModel):
         return self
 
     def predict_panel(self, h: int) -> pd.DataFrame:
-        """Forecasts (unique_id, ds, one column per quantile), non-crossing."""
+        """Forecasts (unique_id, ds, and the median in column 0.5)."""
         if not hasattr(self, "pipeline_"):
             raise ModelError("LightGBMGlobal is not fitted: call fit_panel first")
         future = None
@@ -168,8 +174,6 @@ class LightGBMGlobal(ForecastModel):
         with warnings.catch_warnings():  # missing lags of short series are expected: LightGBM handles them
             warnings.filterwarnings("ignore", message="Found null values", category=UserWarning)
             predicted = self.pipeline_.predict(h, X_df=future)
-        columns = [_column(q) for q in self.quantiles_]
-        predicted[columns] = np.sort(predicted[columns].to_numpy(dtype=np.float64), axis=1)
         return predicted.rename(columns={_column(q): q for q in self.quantiles_})
 
     # --- the local contract: a panel of one series ------------------------------------
@@ -178,9 +182,8 @@ class LightGBMGlobal(ForecastModel):
         self._local = pd.DataFrame({"unique_id": "series", "ds": ds, "y": y})
 
     def _predict(self, h: int, quantiles: tuple[float, ...], X_future: np.ndarray | None) -> Forecast:
-        levels = tuple(sorted({0.5, *quantiles}))
-        predicted = self.clone().fit_panel(self._local, "W-SUN", levels).predict_panel(h)  # type: ignore[attr-defined]
-        return Forecast(point=predicted[0.5].to_numpy(), quantiles={q: predicted[q].to_numpy() for q in quantiles})
+        predicted = self.clone().fit_panel(self._local, "W-SUN").predict_panel(h)  # type: ignore[attr-defined]
+        return Forecast(point=predicted[0.5].to_numpy())
 
 
 GLOBAL_MODELS: dict[str, type[ForecastModel]] = {"LightGBM": LightGBMGlobal}

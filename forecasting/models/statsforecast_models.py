@@ -68,9 +68,21 @@ class StatsForecastModel(ForecastModel):
         self.model_ = self.sf_class(**self.get_params()).fit(y)
 
     def _predict(self, h: int, quantiles: tuple[float, ...], X_future: np.ndarray | None) -> Forecast:
-        wanted = quantiles if self.get_tag("native_quantiles") else ()
-        levels = sorted({interval_level(q) for q in wanted if abs(q - 0.5) > 1e-12})
+        wanted, levels = self._levels(quantiles)
         result = self.model_.predict(h=h, level=levels or None)
+        return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
+
+    def _levels(self, quantiles: tuple[float, ...]) -> tuple[tuple[float, ...], list[float]]:
+        wanted = quantiles if self.get_tag("native_quantiles") else ()
+        return wanted, sorted({interval_level(q) for q in wanted if abs(q - 0.5) > 1e-12})
+
+
+class ForwardStatsForecastModel(StatsForecastModel):
+    """An adapter whose statsforecast model can be moved to a new history without refitting."""
+
+    def _forward(self, y: np.ndarray, h: int, quantiles: tuple[float, ...]) -> Forecast:
+        wanted, levels = self._levels(quantiles)
+        result = self.model_.forward(y=y, h=h, level=levels or None)
         return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
 
 
@@ -109,6 +121,7 @@ def _adapter(
     tags: dict[str, Any],
     default_params: dict[str, Any] | None = None,
     test_params: dict[str, Any] | None = None,
+    base: type = StatsForecastModel,
 ) -> type:
     cheap = dict(test_params or {})
     namespace = {
@@ -120,7 +133,7 @@ def _adapter(
         "__doc__": f"statsforecast's {sf_class.__name__} under the model contract.",
         "__module__": __name__,
     }
-    return type(sf_class.__name__, (StatsForecastModel,), namespace)
+    return type(sf_class.__name__, (base,), namespace)
 
 
 _SMOOTH = ("smooth",)
@@ -131,10 +144,13 @@ _AUTO = {"native_quantiles": True, "expensive": True, "demand_types": _SMOOTH, "
 # Minimum histories are statsforecast's own: below them AutoETS, AutoTheta and AutoCES
 # raise NotImplementedError("tiny datasets") (ETS: n > npars + 4 with npars >= 2; Theta: n > 3;
 # CES: n > 2, and no CES model fits 4 points).
-AutoARIMA = _adapter(sf_models.AutoARIMA, _AUTO, test_params={"max_p": 1, "max_q": 1, "max_P": 1, "max_Q": 1})
-AutoETS = _adapter(sf_models.AutoETS, {**_AUTO, "min_history": 7})
-AutoTheta = _adapter(sf_models.AutoTheta, {**_AUTO, "min_history": 4})
-AutoCES = _adapter(sf_models.AutoCES, {**_AUTO, "min_history": 5})
+_FORWARD = ForwardStatsForecastModel
+AutoARIMA = _adapter(
+    sf_models.AutoARIMA, _AUTO, test_params={"max_p": 1, "max_q": 1, "max_P": 1, "max_Q": 1}, base=_FORWARD
+)
+AutoETS = _adapter(sf_models.AutoETS, {**_AUTO, "min_history": 7}, base=_FORWARD)
+AutoTheta = _adapter(sf_models.AutoTheta, {**_AUTO, "min_history": 4}, base=_FORWARD)
+AutoCES = _adapter(sf_models.AutoCES, {**_AUTO, "min_history": 5}, base=_FORWARD)
 SeasonalNaive = _adapter(
     sf_models.SeasonalNaive, {"native_quantiles": True, "min_history_seasons": 1.0, "demand_types": _ANY}
 )
@@ -143,11 +159,32 @@ HistoricAverage = _adapter(sf_models.HistoricAverage, {"native_quantiles": True,
 RandomWalkWithDrift = _adapter(
     sf_models.RandomWalkWithDrift, {"native_quantiles": True, "min_history": 2, "demand_types": _SMOOTH}
 )
-MSTL = _adapter(
-    sf_models.MSTL,
-    {**_AUTO, "min_history_seasons": 2.0},
-    {"trend_forecaster": sf_models.AutoETS(model="ZZN")},
-)
+class MSTL(ForwardStatsForecastModel):
+    """statsforecast's MSTL under the model contract, for series with several seasonal cycles.
+
+    ``season_length`` is the list of cycles (the run's seasonalities); a fit keeps those the
+    history holds at least twice. The model is meant for frequencies with several cycles
+    (tag ``multiple_seasonalities``): with only one it is not a candidate.
+    """
+
+    sf_class = sf_models.MSTL
+    tags: ClassVar[dict[str, Any]] = {**_AUTO, "multiple_seasonalities": True}
+    default_params: ClassVar[dict[str, Any]] = {"trend_forecaster": sf_models.AutoETS(model="ZZN")}
+
+    @classmethod
+    def get_test_params(cls) -> list[dict[str, Any]]:
+        return [{"season_length": [4, 12]}]
+
+    def seasons(self) -> list[int]:
+        return sorted(int(s) for s in np.atleast_1d(self.season_length) if int(s) > 1) or [1]
+
+    def min_history(self, season_length: int) -> int:
+        return max(int(self.get_tag("min_history")), 2 * self.seasons()[0])
+
+    def _fit(self, y: np.ndarray, X: np.ndarray | None) -> None:
+        fitting = [s for s in self.seasons() if 2 * s <= y.size] or self.seasons()[:1]
+        params = {**self.get_params(), "season_length": fitting if len(fitting) > 1 else fitting[0]}
+        self.model_ = self.sf_class(**params).fit(y)
 WindowAverage = _adapter(sf_models.WindowAverage, {"demand_types": _ANY}, {"window_size": 13})
 CrostonOptimized = _adapter(sf_models.CrostonOptimized, {"demand_types": _INTERMITTENT})
 ADIDA = _adapter(sf_models.ADIDA, {"demand_types": _INTERMITTENT})

@@ -1,115 +1,193 @@
-"""Train a batch of series: the unit of work a shard (or a Dask task) runs.
+"""Backtest a batch of series: the raw forecasts of every candidate at every origin (a Dask task).
 
-Built-in candidates run in this process; plug-in candidates in child processes,
-one per plug-in for the whole batch (``training.isolation``).
+This is the first of a shard's two steps. Per series, every eligible candidate (and every
+fallback model) is forecast at each backtest cutoff of the series and for the future
+(``training.backtest``), built-ins in this process, plug-ins in child processes (one per
+plug-in for the whole batch, ``training.isolation``) and global models from the shard's
+global step. Nothing is chosen here: the second step (``training.selection_step``)
+calibrates, combines and selects over the whole shard, because calibration and the
+ensemble's weights pool the evidence of many series. Any model error costs the series
+that candidate (or that origin) only, and is recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from forecasting.data.contract import STATUS_QUARANTINED, quantile_label
-from forecasting.training.isolation import SeriesOutcomes, run_isolated
-from forecasting.training.plan import TrainingPlan
-from forecasting.training.series import SeriesResult, series_arrays, train_series
+from forecasting.data.contract import ID, TARGET, TIME, quantile_label
+from forecasting.data.lifecycle import ENDED
+from forecasting.evaluation.losses import scale_denominator
+from forecasting.training.backtest import (
+    QuantileForecast,
+    candidate_forecasts,
+    finite,
+    raw_quantiles,
+)
+from forecasting.training.isolation import IsolatedFailure, SeriesOutcomes, run_isolated
+from forecasting.training.plan import Candidate, TrainingPlan
 
 logger = logging.getLogger(__name__)
 
+INTERMITTENT_CLASSES = ("intermittent", "lumpy")  # high ADI: the intermittent demand type
+
+
+def demand_type(demand_class: str) -> str:
+    """The candidates' demand type of a series: 'intermittent' for high-ADI classes, else 'smooth'."""
+    return "intermittent" if demand_class in INTERMITTENT_CLASSES else "smooth"
+
 
 @dataclass
-class BatchResult:
-    """Frames a batch produces: forecasts, ledger, per-window scores, backtest forecasts."""
+class BatchRaw:
+    """A batch's raw forecasts (one row per series, candidate, origin length and step) and notes."""
 
-    forecasts: pd.DataFrame
-    ledger: pd.DataFrame
-    scores: pd.DataFrame
-    backtest: pd.DataFrame
+    raw: pd.DataFrame
+    notes: pd.DataFrame = field(default_factory=pd.DataFrame)  # unique_id, failures, cost_skipped
 
     @classmethod
-    def concat(cls, results: list[BatchResult]) -> BatchResult:
-        def join(frames: list[pd.DataFrame]) -> pd.DataFrame:
-            non_empty = [f for f in frames if not f.empty]
-            if non_empty:
-                return pd.concat(non_empty, ignore_index=True)
-            return frames[0] if frames else pd.DataFrame()  # no shards: every series quarantined
-
+    def concat(cls, parts: list[BatchRaw]) -> BatchRaw:
+        raws = [p.raw for p in parts if not p.raw.empty]
+        notes = [p.notes for p in parts if not p.notes.empty]
         return cls(
-            forecasts=join([r.forecasts for r in results]),
-            ledger=join([r.ledger for r in results]),
-            scores=join([r.scores for r in results]),
-            backtest=join([r.backtest for r in results]),
+            pd.concat(raws, ignore_index=True) if raws else (parts[0].raw if parts else pd.DataFrame()),
+            pd.concat(notes, ignore_index=True) if notes else pd.DataFrame(columns=[ID, "failures", "cost_skipped"]),
         )
 
 
-def _forecast_rows(result: SeriesResult, last_ds: pd.Timestamp, freq: str, plan: TrainingPlan) -> pd.DataFrame:
-    assert result.forecast is not None
-    frame = pd.DataFrame(
-        {
-            "unique_id": result.ledger["unique_id"],
-            "ds": pd.date_range(last_ds, periods=plan.horizon + 1, freq=freq)[1:],
-            "horizon": np.arange(1, plan.horizon + 1, dtype=np.int64),
-        }
+def raw_columns(quantiles: tuple[float, ...]) -> list[str]:
+    return [ID, "candidate", "length", "step", *(quantile_label(q) for q in quantiles)]
+
+
+def series_arrays(history: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-series (ds, y) arrays from a sorted long frame."""
+    arrays = {}
+    ids = history[ID].to_numpy()
+    ds = history[TIME].to_numpy()
+    y = history[TARGET].to_numpy(dtype=np.float64)
+    boundaries = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    for start, end in zip(np.r_[0, boundaries], np.r_[boundaries, ids.size], strict=True):
+        if end > start:
+            arrays[str(ids[start])] = (ds[start:end], y[start:end])
+    return arrays
+
+
+def models_of(plan: TrainingPlan) -> list[Candidate]:
+    """Candidates, then the fallback models that are not candidates (a label runs once)."""
+    seen: dict[str, Candidate] = {}
+    for candidate in (*plan.candidates, *plan.fallbacks):
+        seen.setdefault(candidate.label, candidate)
+    return list(seen.values())
+
+
+def _precomputed(
+    outcomes: SeriesOutcomes, candidate: Candidate, lengths: list[int], quantiles: tuple[float, ...]
+) -> tuple[dict[int, QuantileForecast], dict[int, str]]:
+    forecasts, failures = {}, {}
+    found = outcomes.get(candidate.label, {})
+    wanted = raw_quantiles(candidate.model, quantiles)
+    for length in lengths:
+        outcome = found.get(length)
+        if outcome is None:
+            failures[length] = "missing: no forecast from the isolated or global step"
+        elif isinstance(outcome, IsolatedFailure):
+            failures[length] = f"{outcome.kind}: {outcome.message}"
+        elif not finite(outcome, wanted):
+            failures[length] = "ValueError: non-finite forecast"
+        else:
+            forecasts[length] = outcome
+    return forecasts, failures
+
+
+def _first_window_error(forecast: QuantileForecast, y: np.ndarray, end: int, horizon: int) -> float:
+    """Scaled absolute error of the median on the window after ``end`` (the cost rule's yardstick)."""
+    actual = y[end : end + horizon]
+    return float(np.mean(np.abs(actual - forecast[0.5])) / scale_denominator(y[:end], m=1))
+
+
+def backtest_series(
+    unique_id: str, y: np.ndarray, demand: str, plan: TrainingPlan, outcomes: SeriesOutcomes
+) -> tuple[dict[str, dict[int, QuantileForecast]], list[str], list[str]]:
+    """Raw forecasts per candidate label and history length; the failures and cost-skipped labels."""
+    ends = [w.train_end for w in plan.windows(y.size)]
+    forecasts: dict[str, dict[int, QuantileForecast]] = {}
+    failures: list[str] = []
+    skipped: list[str] = []
+    cheap_errors: list[float] = []
+    racing = plan.skip_expensive_margin is not None
+    # Cheap candidates first: under the cost rule their first-window errors decide whether an expensive one goes on.
+    for candidate in sorted(models_of(plan), key=lambda c: racing and c.expensive):
+        if not plan.eligible(candidate, demand, y.size):
+            continue
+        lengths = [e for e in ends if plan.eligible(candidate, demand, e)]
+        if racing and candidate.expensive and lengths and cheap_errors:
+            first, _ = _run(candidate, y, lengths[:1], plan, outcomes, future=False)
+            error = _first_window_error(first[lengths[0]], y, lengths[0], plan.horizon) if first else np.inf
+            if error > min(cheap_errors) * (1.0 + plan.skip_expensive_margin):
+                skipped.append(candidate.label)
+                continue
+        found, failed = _run(candidate, y, lengths, plan, outcomes)
+        if racing and not candidate.expensive and lengths and lengths[0] in found:
+            cheap_errors.append(_first_window_error(found[lengths[0]], y, lengths[0], plan.horizon))
+        for length, message in failed.items():
+            if not message.startswith("too_short"):
+                where = "future" if length == y.size else f"cutoff {length}"
+                logger.warning("series %s model %s at %s: %s", unique_id, candidate.label, where, message)
+                failures.append(f"{candidate.label} {where}: {message}"[:300])
+        if found:
+            forecasts[candidate.label] = found
+    return forecasts, failures, skipped
+
+
+def _run(
+    candidate: Candidate, y: np.ndarray, lengths: list[int], plan: TrainingPlan, outcomes: SeriesOutcomes,
+    future: bool = True,
+) -> tuple[dict[int, QuantileForecast], dict[int, str]]:
+    """Raw forecasts of ``candidate`` at the cutoffs ``lengths``, and for the future if ``future``."""
+    if candidate.precomputed:
+        return _precomputed(outcomes, candidate, [*lengths, y.size] if future else lengths, plan.quantiles)
+    return candidate_forecasts(
+        candidate.model, y, lengths, plan.horizon, plan.quantiles, plan.capped_history(candidate),
+        plan.move_forward, plan.fit_time_limit, candidate.label, future,
     )
-    for q in plan.quantiles:
-        frame[quantile_label(q)] = result.forecast[q]
-    frame["model"] = result.ledger["model"]
-    frame["status"] = result.ledger["status"]
-    return frame
 
 
-def _rename_quantiles(frame: pd.DataFrame, plan: TrainingPlan) -> pd.DataFrame:
-    return frame.rename(columns={q: quantile_label(q) for q in plan.quantiles})
-
-
-def train_batch(
+def backtest_batch(
     history: pd.DataFrame,
     lifecycle: pd.DataFrame,
     plan: TrainingPlan,
-    freq: str,
-    on_series_done: Callable[[], None] | None = None,
-    previous_winners: Mapping[str, str] | None = None,
     precomputed: Mapping[str, SeriesOutcomes] | None = None,
-) -> BatchResult:
-    """Train every series of ``history`` (sorted long frame) with its lifecycle class.
+) -> BatchRaw:
+    """Raw forecasts of every series of ``history`` (sorted long frame) that has not ended.
 
-    ``previous_winners``: series -> the champion version's model (for the switching margin).
     ``precomputed``: per series, the forecasts of the shard's global candidates (``training.global_step``).
     """
-    previous_winners = previous_winners or {}
-    classes = lifecycle.set_index("unique_id")["lifecycle"].to_dict()
+    info = lifecycle.set_index(ID)
     arrays = series_arrays(history)
+    active = {uid: arr for uid, arr in arrays.items() if info.at[uid, "lifecycle"] != ENDED}
+    demands = {uid: demand_type(str(info.at[uid, "demand_class"])) for uid in active}
     # Plug-in candidates first, for the whole batch: one child process per plug-in, not per series.
-    isolated = run_isolated(plan, {uid: (y, classes[uid]) for uid, (_, y) in arrays.items()})
+    isolated = run_isolated(plan, {uid: (y, demands[uid]) for uid, (_, y) in active.items()})
     for uid, outcomes in (precomputed or {}).items():
         if uid in isolated:
             isolated[uid].update(outcomes)
-    forecasts, ledgers, scores, backtest = [], [], [], []
-    for unique_id, (ds, y) in arrays.items():
-        try:
-            result = train_series(
-                unique_id, ds, y, classes[unique_id], plan, isolated[unique_id], previous_winners.get(unique_id)
-            )
-        except Exception as exc:  # the chain's last resort failed: quarantine, never lose the batch
-            logger.error("series %s: no model could forecast it: %s", unique_id, exc)
-            result = SeriesResult(
-                {"unique_id": unique_id, "status": STATUS_QUARANTINED, "reason": "all_models_failed",
-                 "detail": str(exc)[:500], "lifecycle": classes[unique_id], "n_obs": int(y.size)}
-            )
-        ledgers.append(result.ledger)
-        if result.forecast is not None:
-            forecasts.append(_forecast_rows(result, pd.Timestamp(ds[-1]), freq, plan))
-        scores.extend(result.scores)
-        backtest.extend(result.backtest)
-        if on_series_done:
-            on_series_done()
-    return BatchResult(
-        forecasts=pd.concat(forecasts, ignore_index=True) if forecasts else pd.DataFrame(),
-        ledger=pd.DataFrame(ledgers),
-        scores=pd.DataFrame(scores),
-        backtest=_rename_quantiles(pd.DataFrame(backtest), plan),
-    )
+    labels = [quantile_label(q) for q in plan.quantiles]
+    columns: dict[str, list] = {c: [] for c in raw_columns(plan.quantiles)}
+    notes = []
+    steps = np.arange(1, plan.horizon + 1)
+    for uid, (_, y) in active.items():
+        forecasts, failures, skipped = backtest_series(uid, y, demands[uid], plan, isolated.get(uid, {}))
+        for label, by_length in forecasts.items():
+            for length, forecast in by_length.items():
+                columns[ID].extend([uid] * plan.horizon)
+                columns["candidate"].extend([label] * plan.horizon)
+                columns["length"].extend([length] * plan.horizon)
+                columns["step"].extend(steps.tolist())
+                for q, name in zip(plan.quantiles, labels, strict=True):
+                    columns[name].extend(np.asarray(forecast[q], dtype=np.float64).tolist())
+        notes.append({ID: uid, "failures": " | ".join(failures), "cost_skipped": ",".join(skipped)})
+    raw = pd.DataFrame(columns).astype({"length": "int64", "step": "int64"})
+    return BatchRaw(raw, pd.DataFrame(notes, columns=[ID, "failures", "cost_skipped"]))

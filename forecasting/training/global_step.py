@@ -25,9 +25,7 @@ import pandas as pd
 
 from forecasting.data.contract import ID, TARGET, TIME
 from forecasting.data.covariates import Covariates
-from forecasting.data.lifecycle import ENDED, NEW
 from forecasting.evaluation.losses import scale_denominator
-from forecasting.evaluation.windows import backtest_windows
 from forecasting.training.isolation import IsolatedFailure, Outcome, SeriesOutcomes
 from forecasting.training.plan import Candidate, TrainingPlan
 
@@ -63,16 +61,9 @@ def cutoff_offsets(plan: TrainingPlan) -> list[int]:
     return [plan.horizon + plan.step * (plan.n_windows - 1 - i) for i in range(plan.n_windows)] + [0]
 
 
-def _eligible(candidate: Candidate, n_obs: Mapping[str, int], classes: Mapping[str, str], plan: TrainingPlan) -> list[str]:
-    eligible = []
-    for uid, n in n_obs.items():
-        lifecycle = classes[uid]
-        if lifecycle in (ENDED, NEW):
-            continue
-        windows = backtest_windows(n, plan.horizon, plan.n_windows, plan.step)
-        if plan.eligible(candidate, lifecycle, windows[0].train_end):
-            eligible.append(uid)
-    return eligible
+def _eligible(candidate: Candidate, n_obs: Mapping[str, int], demands: Mapping[str, str], plan: TrainingPlan) -> list[str]:
+    """Series (not ended) the candidate can forecast from their whole history."""
+    return [uid for uid, n in n_obs.items() if uid in demands and plan.eligible(candidate, demands[uid], n)]
 
 
 def _fit_predict(model: Any, panel: pd.DataFrame, plan: TrainingPlan, freq: str, quantiles: tuple[float, ...],
@@ -117,22 +108,25 @@ def tune(candidate: Candidate, panel: pd.DataFrame, ids: list[str], plan: Traini
 
 def train_global(
     history: pd.DataFrame,
-    classes: Mapping[str, str],
+    demands: Mapping[str, str],
     plan: TrainingPlan,
     freq: str,
     covariates: Covariates | None = None,
     n_trials: int = 0,
     seed: int = 0,
 ) -> GlobalResult:
-    """Every global candidate's forecasts for the series of ``history`` (long, sorted)."""
+    """Every global candidate's forecasts for the series of ``history`` (long, sorted).
+
+    ``demands``: the demand type of every series that has not ended (ended ones are left out).
+    """
     result = GlobalResult()
     candidates = global_candidates(plan)
     if not candidates:
         return result
-    panel = history[history[ID].map(classes) != ENDED][[ID, TIME, TARGET]].reset_index(drop=True)
+    panel = history[history[ID].isin(set(demands))][[ID, TIME, TARGET]].reset_index(drop=True)
     n_obs = panel.groupby(ID, sort=False).size().to_dict()
     for candidate in candidates:
-        ids = _eligible(candidate, n_obs, classes, plan)
+        ids = _eligible(candidate, n_obs, demands, plan)
         if not ids:
             continue
         started = time.perf_counter()
@@ -168,8 +162,9 @@ def _outcomes_at(candidate: Candidate, panel: pd.DataFrame, ids: list[str], n_ob
         part = by_series.get(uid)
         if part is None or len(part) != plan.horizon:
             outcomes[uid] = IsolatedFailure("too_short", f"no global forecast with {n_obs[uid] - offset} observations")
-        else:
-            outcomes[uid] = {q: part[q].to_numpy(dtype=np.float64) for q in plan.quantiles}
+        else:  # a quantile the model does not make is NaN: calibration fills it in, as for local models
+            outcomes[uid] = {q: part[q].to_numpy(dtype=np.float64) if q in part else np.full(plan.horizon, np.nan)
+                             for q in plan.quantiles}
     return outcomes
 
 

@@ -35,7 +35,7 @@ def _describe(exc: BaseException) -> str:
 def _fit_all(request: dict[str, Any], y: Any, lengths: list[int], refit_always: bool, memory_mb: int) -> dict[str, Any]:
     """Forecasts for each requested history length; after a failure only the refit, if always wanted."""
     from forecasting.models.base import HistoryTooShortError
-    from forecasting.training.fitting import forecast_quantiles
+    from forecasting.training.fitting import raw_forecast
     from forecasting.training.time_limit import FitTimeoutError
 
     results: dict[str, Any] = {}
@@ -44,9 +44,9 @@ def _fit_all(request: dict[str, Any], y: Any, lengths: list[int], refit_always: 
         if failed and not (refit_always and index == len(lengths) - 1):
             continue  # the backtest stops at its first failure too
         try:
-            forecast = forecast_quantiles(
+            forecast = raw_forecast(
                 request["model"], y[:length], request["horizon"], request["quantiles"],
-                request["conformal_windows"], request["fit_time_limit"], request["history_cap"], request["label"],
+                request["fit_time_limit"], request["history_cap"], request["label"],
             )
         except HistoryTooShortError as exc:
             results[str(length)] = {"error": "too_short", "message": str(exc)}

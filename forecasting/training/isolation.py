@@ -27,8 +27,6 @@ from typing import Any
 import numpy as np
 
 from forecasting.config import Settings
-from forecasting.data.lifecycle import ENDED, NEW
-from forecasting.evaluation.windows import backtest_windows
 from forecasting.models.base import HistoryTooShortError
 from forecasting.models.catalog import installed_plugins
 from forecasting.models.sandbox import TIMED_OUT, Sandboxed, sandbox_probe, sandboxed
@@ -95,28 +93,22 @@ def isolated_models(plan: TrainingPlan) -> list[IsolatedModel]:
     ]
 
 
-def requested_lengths(model: IsolatedModel, n_obs: int, lifecycle: str, plan: TrainingPlan) -> list[int]:
-    """History lengths training will ask this model to forecast from: the windows', then the refit's."""
-    if lifecycle == ENDED:
+def requested_lengths(model: IsolatedModel, n_obs: int, demand: str, plan: TrainingPlan) -> list[int]:
+    """History lengths training asks this model to forecast from: its backtest windows', then the future's."""
+    candidate = model.candidate
+    if not plan.eligible(candidate, demand, n_obs):
         return []
-    lengths: list[int] = []
-    if model.backtested and lifecycle != NEW:
-        windows = backtest_windows(n_obs, plan.horizon, plan.n_windows, plan.step)
-        if plan.eligible(model.candidate, lifecycle, windows[0].train_end):
-            lengths = [w.train_end for w in windows] + [n_obs]
-    if model.fallback and not lengths:
-        lengths = [n_obs]
-    return lengths
+    return [w.train_end for w in plan.windows(n_obs) if plan.eligible(candidate, demand, w.train_end)] + [n_obs]
 
 
 def run_isolated(plan: TrainingPlan, series: Mapping[str, tuple[np.ndarray, str]]) -> dict[str, SeriesOutcomes]:
-    """Every isolated candidate's forecasts for ``series`` (id -> (y, lifecycle)), per series."""
+    """Every isolated candidate's forecasts for ``series`` (id -> (y, demand type)), per series."""
     outcomes: dict[str, SeriesOutcomes] = {uid: {} for uid in series}
     for model in isolated_models(plan):
         work = {
             uid: (y, lengths)
-            for uid, (y, lifecycle) in series.items()
-            if (lengths := requested_lengths(model, y.size, lifecycle, plan))
+            for uid, (y, demand) in series.items()
+            if (lengths := requested_lengths(model, y.size, demand, plan))
         }
         if work:
             for uid, by_length in run_candidate(model.candidate, plan, work, model.fallback).items():

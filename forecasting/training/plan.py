@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from forecasting.config import Settings
+from forecasting.evaluation.windows import Window, backtest_windows, min_train_length
 from forecasting.models.base import ForecastModel
 from forecasting.models.catalog import instantiate, is_builtin, model_class
 
@@ -47,18 +50,25 @@ class TrainingPlan:
     horizon: int
     quantiles: tuple[float, ...]
     season_length: int
-    n_windows: int
+    n_windows: int  # backtest windows per series at most
     step: int
     history_cap: int
     fit_time_limit: float
     conformal_windows: int
-    ensemble_top_k: int
     explosion_factor: float
     candidates: tuple[Candidate, ...]
     fallbacks: tuple[Candidate, ...]
+    seasonalities: tuple[int, ...] = ()
+    min_train_share: float = 0.5  # a window trains on at least this share of the history
+    move_forward: bool = True  # expensive models: fit at the earliest cutoff, move forward to the later ones
     switching_margin: float = 0.0  # keep a series' previous winner unless beaten by this share
-    weighted_rounds: int = 0  # rounds of the weighted ensemble's greedy selection; 0 = no weighted ensemble
-    skip_expensive_margin: float | None = None  # cost rule (training.series); None = every window of every candidate
+    selection_margin: float = 0.2  # leave the ensemble for a single candidate only when better by this share ...
+    min_windows: int = 3  # ... over at least this many windows
+    ensemble: bool = True  # the pooled ensemble is the default forecast
+    ensemble_rounds: int = 10
+    ensemble_prior: tuple[str, ...] = ()
+    prior_rounds: float = 30.0
+    skip_expensive_margin: float | None = None  # cost rule (training.batch); None = every window of every candidate
 
     @classmethod
     def from_settings(
@@ -75,22 +85,29 @@ class TrainingPlan:
             candidates = tuple(_candidate(c.label, c.name, c.params, settings) for c in settings.models.candidates)
         if fallbacks is None:
             fallbacks = tuple(_candidate(name, name, {}, settings) for name in settings.models.fallback)
-        season = settings.season_length
+        seasonalities = settings.seasonalities
         return cls(
             horizon=settings.forecast.horizon,
             quantiles=tuple(settings.forecast.quantiles),
-            season_length=season,
+            season_length=settings.season_length,
+            seasonalities=seasonalities,
             n_windows=settings.backtest.n_windows,
             step=settings.backtest_step,
-            history_cap=max(MIN_HISTORY_CAP, int(round(settings.models.max_history_seasons * season))),
+            min_train_share=settings.backtest.min_train_share,
+            move_forward=settings.backtest.move_forward,
+            history_cap=max(MIN_HISTORY_CAP, int(round(settings.models.max_history_seasons * max(seasonalities)))),
             fit_time_limit=settings.models.fit_time_limit_seconds,
             conformal_windows=settings.models.conformal_windows,
-            ensemble_top_k=settings.selection.ensemble_top_k,
             explosion_factor=settings.selection.explosion_factor,
             candidates=candidates,
             fallbacks=fallbacks,
             switching_margin=settings.registry.switching_margin,
-            weighted_rounds=settings.ensemble.rounds if settings.ensemble.weighted else 0,
+            selection_margin=settings.selection.margin,
+            min_windows=settings.selection.min_windows,
+            ensemble=settings.ensemble.enabled,
+            ensemble_rounds=settings.ensemble.rounds,
+            ensemble_prior=tuple(settings.ensemble.prior),
+            prior_rounds=settings.ensemble.prior_rounds,
             skip_expensive_margin=settings.cost.skip_expensive_margin,
         )
 
@@ -102,17 +119,25 @@ class TrainingPlan:
         """How many of the latest observations ``candidate`` sees (None: all of them)."""
         return self.history_cap if candidate.expensive else None
 
-    def eligible(self, candidate: Candidate, lifecycle: str, train_length: int) -> bool:
-        """Whether ``candidate`` is backtested on a series of this lifecycle and training length."""
-        if lifecycle not in candidate.model.get_tag("demand_types"):
+    def windows(self, n_obs: int) -> list[Window]:
+        """The backtest windows of a series of ``n_obs`` observations (oldest first; none if too short)."""
+        min_train = min_train_length(n_obs, self.min_train_share, self.season_length)
+        return backtest_windows(n_obs, self.horizon, self.n_windows, self.step, min_train)
+
+    def eligible(self, candidate: Candidate, demand_type: str, train_length: int) -> bool:
+        """Whether ``candidate`` runs on a series of this demand type (or lifecycle) and training length."""
+        model = candidate.model
+        if demand_type not in model.get_tag("demand_types"):
+            return False
+        if model.get_tag("multiple_seasonalities") and len(np.atleast_1d(getattr(model, "season_length", 1))) < 2:
             return False
         usable = min(train_length, self.history_cap) if candidate.expensive else train_length
-        return usable >= candidate.model.min_history(self.season_length)
+        return usable >= model.min_history(self.season_length)
 
 
 def _candidate(label: str, name: str, params: dict, settings: Settings) -> Candidate:
     found = model_class(name)
-    model = instantiate(found, params, settings.season_length)
+    model = instantiate(found, params, settings.season_length, settings.seasonalities)
     if is_builtin(found):
         return Candidate(label, model)
     # Imported here: the conformance kit runs real backtests, so it imports this module.
