@@ -304,8 +304,20 @@ def format_summary(command: str, result: dict[str, Any]) -> str:
         ratio = loss["winner_mean_scaled_quantile_loss"] / loss["naive_mean_scaled_quantile_loss"]
         lines.append(
             f"backtest scaled quantile loss: selected {loss['winner_mean_scaled_quantile_loss']:.3f} vs naive "
-            f"{loss['naive_mean_scaled_quantile_loss']:.3f} ({ratio:.1%} of naive, {loss['series_compared']} series)"
+            f"{loss['naive_mean_scaled_quantile_loss']:.3f} ({ratio:.1%} of naive, {loss['series_compared']} series, in sample)"
         )
+    estimate = result.get("out_of_sample")
+    if estimate:
+        losses = estimate["loss"]
+        naive = f", naive {losses['Naive']:.3f}" if losses.get("Naive") is not None else ""
+        lines.append(
+            f"out of sample (latest backtest window, chosen on the earlier ones): selected {losses['selected']:.3f}, "
+            f"ensemble {losses.get('Ensemble') or float('nan'):.3f}{naive} ({estimate['n_series']} series)"
+        )
+    coverage = result.get("calibration", {}).get("coverage_by_candidate", {})
+    if "Ensemble" in coverage:
+        lines.append(f"backtest coverage of the outermost quantiles: ensemble {coverage['Ensemble']:.1%} "
+                     f"(nominal {result['calibration']['nominal']:.0%})")
     lines.append(f"forecasts:   {result['forecasts']}")
     lines.append(f"published:   {result.get('published')}")
     lines.append(f"ledger:      {result['ledger']}")

@@ -11,8 +11,8 @@ from forecasting.data.contract import STATUS_FALLBACK, STATUS_NEW, STATUS_OK
 from forecasting.orchestration.run_folder import load_run
 from forecasting.orchestration.shards import shard_is_done
 from forecasting.publishing.table import write_atomic
-from forecasting.training.batch import BatchResult, train_batch
 from forecasting.training.plan import TrainingPlan
+from forecasting.training.selection_step import ShardResult, train_batch
 
 SHARD_FAILED = "shard_failed"
 
@@ -30,13 +30,12 @@ def failed_shards(run_dir: str, shards: Sequence[int]) -> list[int]:
     return failed
 
 
-def fallback_results(run_dir: str, shard: int) -> BatchResult:
+def fallback_results(run_dir: str, shard: int) -> ShardResult:
     """Forecasts of a failed shard's series from the fallback models only (cheap, any history)."""
     folder, _, settings = load_run(run_dir)
     cheap = settings.model_copy(deep=True)
     cheap.models.candidates = [CandidateSettings(name=name) for name in settings.models.fallback]
-    cheap.selection.ensemble_top_k = 0
-    cheap.ensemble.weighted = False
+    cheap.ensemble.enabled = False
     history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     ids = sorted(history["unique_id"].unique())
@@ -50,6 +49,6 @@ def fallback_results(run_dir: str, shard: int) -> BatchResult:
     if not result.forecasts.empty:
         result.forecasts["status"] = STATUS_FALLBACK
     out = folder.shard_dir(shard) / "fallback"
-    for name in ("forecasts", "ledger", "scores", "backtest"):
+    for name in ShardResult.FRAMES:
         write_atomic(getattr(result, name), out / f"{name}.parquet")
     return result

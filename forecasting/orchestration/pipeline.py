@@ -42,7 +42,7 @@ from forecasting.data.validation import (
     validate_history,
     wall_clock_as_of,
 )
-from forecasting.evaluation.windows import backtest_span
+from forecasting.evaluation.windows import backtest_windows, min_train_length
 from forecasting.models.catalog import installed_plugins
 from forecasting.models.params import check_model_settings
 from forecasting.orchestration.registration import switching_version, versioned_table
@@ -56,8 +56,8 @@ from forecasting.publishing.table import (
     write_atomic,
 )
 from forecasting.training.activation import activate_plugins
-from forecasting.training.batch import BatchResult
 from forecasting.training.isolation import isolation_summary
+from forecasting.training.selection_step import ShardResult
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,10 @@ def _results_relevant_settings(settings: Settings) -> dict[str, Any]:
     return settings.model_dump(
         mode="json",
         exclude={
-            "output": True, "compute": True, "data": {"path"}, "plugins": {"verdict_cache"},
+            # the shard layout stays: a shard's series are the pools calibration and the ensemble learn from
+            "output": True, "compute": {"executor", "scheduler_address", "n_workers", "worker_memory_limit",
+                                        "series_per_batch", "progress"},
+            "data": {"path"}, "plugins": {"verdict_cache"},
             # where the input and outputs live and what happens after publishing
             "source": True, "database": True, "monitoring": True, "retention": True, "reporting": True,
             "registry": {"tracking_uri", "experiment"},
@@ -127,10 +130,12 @@ def _package_versions() -> dict[str, str]:
 
 
 def min_backtest_length(settings: Settings) -> int:
-    """Observations a series needs to be backtested (fewer = lifecycle 'new')."""
-    span = backtest_span(settings.forecast.horizon, settings.backtest.n_windows, settings.backtest_step)
-    seasons = int(np.ceil(settings.lifecycle.min_history_seasons * settings.season_length))
-    return span + max(settings.forecast.horizon, seasons)
+    """Observations a series needs for one backtest window (fewer = lifecycle 'new')."""
+    horizon, share, floor = settings.forecast.horizon, settings.backtest.min_train_share, settings.season_length
+    length = horizon + 1
+    while not backtest_windows(length, horizon, 1, settings.backtest_step, min_train_length(length, share, floor)):
+        length += 1
+    return length + int(np.ceil(settings.lifecycle.min_history_seasons * settings.season_length))
 
 
 def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
@@ -169,7 +174,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
     lifecycle = classify_lifecycle(
         report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
     )
-    n_shards = settings.compute.n_shards
+    n_shards = settings.shard_count(len(lifecycle))
     lifecycle["shard"] = assign_shards(lifecycle["unique_id"], n_shards)
     history = report.history.merge(lifecycle[["unique_id", "shard"]], on="unique_id")
     for shard, part in history.groupby("shard"):
@@ -194,6 +199,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
             "trimmed_rows": report.trimmed_rows,
             "validation_notes": notes,
             "shards": shards,
+            "n_shards": n_shards,
             "settings": settings.model_dump(mode="json"),
             "versions": _package_versions(),
             "plugins": plugin_versions(settings),
@@ -257,7 +263,7 @@ def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[str, Any]:
+def finalize(run_dir: str | Path, results: ShardResult | None = None) -> dict[str, Any]:
     """Combine the shards into the run's ledger, leaderboard, scores and forecasts.
 
     ``results``: the shards' combined results when the caller assembled them (for example
@@ -288,10 +294,19 @@ def finalize(run_dir: str | Path, results: BatchResult | None = None) -> dict[st
         "backtest": _with_columns(combined.backtest, {**_KEYS, "ds": "datetime64[ns]", "y": "float64",
                                                       **dict.fromkeys(labels, "float64")}),
         "forecasts": table,
+        "calibration": combined.calibration,
+        "pools": combined.pools,
+        "candidates": combined.candidates,
     }
     for name, frame in outputs.items():
         write_atomic(frame, folder.output(name))
     summary = summarize(ledger, leaderboard)
+    estimate = out_of_sample_summary(combined.pools)
+    if estimate:
+        summary["out_of_sample"] = estimate
+    coverage = coverage_summary(combined.calibration, settings.forecast.quantiles)
+    if coverage:
+        summary["calibration"] = coverage
     global_models = _global_models(folder, manifest["shards"])
     if global_models:
         summary["global_models"] = global_models
@@ -316,8 +331,54 @@ def _global_models(folder: RunFolder, shards: Sequence[int]) -> dict[str, Any]:
     return found
 
 
+def out_of_sample_summary(pools: pd.DataFrame) -> dict[str, Any]:
+    """The selection procedure's own loss on the latest backtest window, chosen on the earlier ones.
+
+    Means over the pools' series of the scaled quantile loss on that window: the procedure
+    (``selected``), the ensemble, each single candidate; empty when no pool had two windows.
+    """
+    if pools.empty or "out_of_sample" not in pools:
+        return {}
+    parts = [json.loads(text) for text in pools["out_of_sample"] if text and text != "{}"]
+    parts = [p for p in parts if p.get("n_series")]
+    if not parts:
+        return {}
+    n = sum(p["n_series"] for p in parts)
+    labels = [k for k in parts[0] if k not in ("n_series", "window", "switched_series")]
+
+    def mean(key: str) -> float | None:
+        pairs = [(p[key], p["n_series"]) for p in parts if key in p and p[key] is not None and np.isfinite(p[key])]
+        weight = sum(w for _, w in pairs)
+        return float(sum(v * w for v, w in pairs) / weight) if weight else None
+
+    return {
+        "what": "mean scaled quantile loss on each series' latest backtest window, of choices made on its earlier "
+                "windows only (calibration, ensemble weights and selection included)",
+        "n_series": int(n),
+        "switched_series": int(sum(p.get("switched_series", 0) for p in parts)),
+        "loss": {label: mean(label) for label in labels},
+    }
+
+
+def coverage_summary(calibration: pd.DataFrame, quantiles: Sequence[float]) -> dict[str, Any]:
+    """Forward-only backtest coverage of the outermost quantile pair: per candidate, and per step of the ensemble."""
+    if calibration.empty:
+        return {}
+    nominal = round(float(max(quantiles) - min(quantiles)), 6)
+    weighted = calibration.assign(hits=calibration["coverage"] * calibration["n_windows"])
+    weighted = weighted[weighted["n_windows"] > 0]
+    by_candidate = weighted.groupby("candidate")[["hits", "n_windows"]].sum()
+    per_candidate = (by_candidate["hits"] / by_candidate["n_windows"]).dropna()
+    ensemble = weighted[weighted["candidate"] == "Ensemble"].groupby("step")[["hits", "n_windows"]].sum()
+    return {
+        "nominal": nominal,
+        "coverage_by_candidate": {str(k): round(float(v), 4) for k, v in per_candidate.items()},
+        "ensemble_coverage_by_step": {int(k): round(float(v), 4) for k, v in (ensemble["hits"] / ensemble["n_windows"]).dropna().items()},
+    }
+
+
 def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]:
-    """Counts by status, the winner mix, and the winners' loss against the naive baseline."""
+    """Counts by status, the winner mix, and the winners' in-sample backtest loss against the naive baseline."""
     counts = {str(k): int(v) for k, v in ledger["status"].value_counts().sort_index().items()}
     models = ledger["model"].fillna("") if "model" in ledger else pd.Series(dtype=object)
     winner_mix = {str(k): int(v) for k, v in models[models != ""].value_counts().items()}
@@ -328,6 +389,7 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
         both = winners.index.intersection(naive.index)
         if len(both):
             summary["backtest_loss"] = {
+                "what": "in sample: the mean loss of each series' choice on the very windows that chose it",
                 "series_compared": int(len(both)),
                 "winner_mean_scaled_quantile_loss": float(winners[both].mean()),
                 "naive_mean_scaled_quantile_loss": float(naive[both].mean()),

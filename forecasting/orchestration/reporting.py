@@ -162,6 +162,7 @@ def write_report(
         plugins={"isolation": manifest.get("plugin_isolation"), "versions": manifest.get("plugins"), "labels": labels},
         decision=folder.read_json(registration) if registration.exists() else None,
         out_of_sample=summary.get("out_of_sample"),
+        calibration=pd.read_parquet(folder.output("calibration")) if folder.output("calibration").exists() else None,
     )
     changed = list(changed_winners(ledger, previous[1])) if previous else []
     samples = _samples(folder, manifest, ledger, leaderboard, changed, settings.reporting.max_fan_charts,

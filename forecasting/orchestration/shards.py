@@ -2,9 +2,12 @@
 
 A shard (the unit Airflow maps over and retries) is cut into batches of
 ``compute.series_per_batch`` series (the unit of a Dask task). Each batch reads
-its series from the shard's input file and writes its results to its own folder;
-a ``_SUCCESS`` file marks a finished batch or shard, and a rerun of the same run
-skips them. Checkpoints count only for the same layout (shard count and batch size).
+its series from the shard's input file and writes their raw backtest forecasts to
+its own folder; once every batch is in, ``complete_shard`` calibrates, combines and
+selects over the whole shard (its series are the pools that calibration and the
+ensemble learn from). A ``_SUCCESS`` file marks a finished batch or shard, and a
+rerun of the same run skips them. Checkpoints count only for the same layout (shard
+count and batch size).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from forecasting.config import Settings
 from forecasting.data.covariates import CovariateSpec, load_covariates
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.publishing.table import write_atomic
-from forecasting.training.batch import BatchResult, train_batch
+from forecasting.training.batch import BatchRaw, backtest_batch, demand_type
 from forecasting.training.global_step import (
     global_candidates,
     outcomes_frame,
@@ -28,15 +31,19 @@ from forecasting.training.global_step import (
     train_global,
 )
 from forecasting.training.plan import TrainingPlan
+from forecasting.training.selection_step import ShardResult, select_shard
 
-RESULT_FRAMES = ("forecasts", "ledger", "scores", "backtest")
+RESULT_FRAMES = ShardResult.FRAMES
+RAW_FRAMES = ("raw", "notes")
 
 BatchTask = tuple[str, int, int, list[str]]  # run_dir, shard, batch, series ids
 BatchRunner = Callable[[Sequence[BatchTask]], list[dict[str, Any]]]
 
 
 def _layout(settings: Settings) -> dict[str, int]:
-    return {"n_shards": settings.compute.n_shards, "series_per_batch": settings.compute.series_per_batch}
+    compute = settings.compute
+    return {"n_shards": compute.n_shards, "series_per_shard": compute.series_per_shard,
+            "series_per_batch": compute.series_per_batch}
 
 
 def _done(folder: RunFolder, marker: Path, settings: Settings) -> dict[str, Any] | None:
@@ -83,9 +90,10 @@ def train_global_shard(run_dir: str, shard: int) -> dict[str, Any]:
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     ids = sorted(history["unique_id"].unique())
     lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
-    classes = lifecycle.set_index("unique_id")["lifecycle"].to_dict()
+    active = lifecycle[lifecycle["lifecycle"] != "ended"]
+    demands = {str(uid): demand_type(str(c)) for uid, c in zip(active["unique_id"], active["demand_class"], strict=True)}
     covariates = load_covariates(covariate_spec(settings), ids, settings.forecast.freq, settings.forecast.horizon)
-    result = train_global(history, classes, plan, settings.forecast.freq, covariates,
+    result = train_global(history, demands, plan, settings.forecast.freq, covariates,
                           settings.tuning.n_trials, settings.tuning.seed)
     write_atomic(outcomes_frame(result.outcomes, plan.quantiles), out / "outcomes.parquet")
     content = {"models": result.info, **_layout(settings)}
@@ -124,7 +132,7 @@ def _previous_winners(folder: RunFolder, series: list[str]) -> dict[str, str]:
 def train_series_batch(
     run_dir: str, shard: int, batch: int, series: list[str], on_series_done: Callable[[], None] | None = None
 ) -> dict[str, Any]:
-    """Train one batch of series (one Dask task); skipped when already done."""
+    """Backtest one batch of series (one Dask task); skipped when already done."""
     folder, _, settings = load_run(run_dir)
     out = folder.batch_dir(shard, batch)
     done = _done(folder, out / "_SUCCESS", settings)
@@ -134,30 +142,41 @@ def train_series_batch(
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", series)])
     precomputed = _global_outcomes(folder, shard, series, settings)
-    result = train_batch(
-        history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, on_series_done,
-        _previous_winners(folder, series), precomputed,
-    )
-    for name in RESULT_FRAMES:
+    result = backtest_batch(history, lifecycle, _plan(str(run_dir)), precomputed)
+    for name in RAW_FRAMES:
         write_atomic(getattr(result, name), out / f"{name}.parquet")
-    counts = {"n_series": len(result.ledger), **_layout(settings)}
+    if on_series_done:
+        for _ in series:
+            on_series_done()
+    counts = {"n_series": len(series), **_layout(settings)}
     folder.write_json(out / "_SUCCESS", counts)
     return {"shard": shard, "batch": batch, "skipped": False, **counts}
 
 
-def _read_results(directories: Sequence[Path]) -> BatchResult:
-    parts = [BatchResult(**{name: pd.read_parquet(d / f"{name}.parquet") for name in RESULT_FRAMES}) for d in directories]
-    return BatchResult.concat(parts)
+def _read_raw(directories: Sequence[Path]) -> BatchRaw:
+    return BatchRaw.concat([BatchRaw(**{name: pd.read_parquet(d / f"{name}.parquet") for name in RAW_FRAMES})
+                            for d in directories])
+
+
+def _read_results(directories: Sequence[Path]) -> ShardResult:
+    parts = [ShardResult(**{name: pd.read_parquet(d / f"{name}.parquet") for name in RESULT_FRAMES}) for d in directories]
+    return ShardResult.concat(parts)
 
 
 def complete_shard(run_dir: str, shard: int) -> dict[str, Any]:
-    """Combine a shard's finished batches into the shard's results and mark it done."""
+    """Choose over a shard's finished batches: calibrate, combine, select, gate; mark the shard done."""
     folder, _, settings = load_run(run_dir)
     tasks = shard_batches(run_dir, shard)
     unfinished = [b for _, _, b, _ in tasks if _done(folder, folder.batch_dir(shard, b) / "_SUCCESS", settings) is None]
     if unfinished:
         raise RuntimeError(f"run {folder.run_id} shard {shard}: batches {unfinished} have not finished")
-    result = _read_results([folder.batch_dir(shard, b) for _, _, b, _ in tasks])
+    raw = _read_raw([folder.batch_dir(shard, b) for _, _, b, _ in tasks])
+    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
+    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    ids = sorted(history["unique_id"].unique())
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
+    result = select_shard(raw, history, lifecycle, _plan(str(run_dir)), settings.forecast.freq,
+                          _previous_winners(folder, ids), shard)
     for name in RESULT_FRAMES:
         write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")
     counts = {"n_series": len(result.ledger), "n_batches": len(tasks), **_layout(settings)}
@@ -205,7 +224,7 @@ def shard_is_done(run_dir: str, shard: int) -> bool:
     return _done(folder, folder.shard_done(shard), settings) is not None
 
 
-def read_shard_results(folder: RunFolder, shards: Sequence[int]) -> BatchResult:
+def read_shard_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:
     """All shards' results of a run; every shard must be done."""
     missing = [s for s in shards if not folder.shard_done(s).exists()]
     if missing:

@@ -70,7 +70,7 @@ def _series_results(
     scores, backtest = [], []
     winner = ""
     if lifecycle != NEW:
-        windows = backtest_windows(y.size, h, settings.backtest.n_windows, settings.backtest_step)
+        windows = backtest_windows(y.size, h, settings.backtest.n_windows, settings.backtest_step)[-2:]
         skill = rng.lognormal(0.0, 0.25, size=len(labels)) * np.linspace(0.7, 1.1, len(labels))[rng.permutation(len(labels))]
         for i, label in enumerate(labels):
             for window in windows:
@@ -140,7 +140,10 @@ def build_synthetic_run(
         write_atomic(pd.DataFrame(scores), directory / "scores.parquet")
         write_atomic(pd.concat(backtests, ignore_index=True), directory / "backtest.parquet")
         write_atomic(pd.concat(forecasts, ignore_index=True), directory / "forecasts.parquet")
+        for name in ("calibration", "pools", "candidates"):  # what a real shard learns: not simulated here
+            write_atomic(pd.DataFrame(), directory / f"{name}.parquet")
         folder.write_json(folder.shard_done(shard), {"n_series": len(ledgers), "n_shards": n_shards,
+                                                     "series_per_shard": settings.compute.series_per_shard,
                                                      "series_per_batch": settings.compute.series_per_batch})
     summary = finalize(folder.path)
     summary["run_dir"] = str(folder.path)

@@ -25,7 +25,7 @@ from forecasting.orchestration.reporting import TIMINGS, record_stage_time, writ
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.orchestration.shards import read_shard_results, train_global_shard, train_shard
 from forecasting.publishing.table import write_atomic
-from forecasting.training.batch import BatchResult
+from forecasting.training.selection_step import ShardResult
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def finalize_run(run_dir: str, operator: dict[str, Any] | None = None) -> dict[s
     healthy = [s for s in manifest["shards"] if s not in failed]
     parts = [read_shard_results(folder, healthy)] if healthy else []
     parts += [fallback_results(run_dir, shard) for shard in failed]
-    summary = finalize(run_dir, BatchResult.concat(parts))
+    summary = finalize(run_dir, ShardResult.concat(parts))
     if failed:
         ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "reason"])
         summary["failed_shards"] = failed

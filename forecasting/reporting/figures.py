@@ -79,6 +79,8 @@ class CandidateFigures:
     wins: int  # series whose backtest winner it was
     published: int  # series whose published forecast it made
     failures: int  # series where it failed at least once (backtest, refit or quality gate)
+    coverage: float = float("nan")  # backtest coverage of the outermost quantiles after calibration
+    raw_coverage: float = float("nan")  # ... of its own (native) intervals, before calibration
 
 
 @dataclass(frozen=True)
@@ -238,8 +240,9 @@ def coverage(leaderboard: pd.DataFrame, backtest: pd.DataFrame | None, quantiles
 
 
 _FAILURE_PATTERNS = (
-    (re.compile(r"^(?P<model>[^:|]+?) backtest: (?P<kind>[A-Za-z_][\w.]*)(?::\s*(?P<detail>[\w-]+))?"), "backtest"),
-    (re.compile(r"^refit_failed: (?P<model>[^:]+): (?P<kind>[A-Za-z_][\w.]*)(?::\s*(?P<detail>[\w-]+))?"), "refit"),
+    (re.compile(r"^(?P<model>[^:|]+?) cutoff \d+: (?P<kind>[A-Za-z_][\w.]*)(?::\s*(?P<detail>[\w-]+))?"), "backtest"),
+    (re.compile(r"^(?P<model>[^:|]+?) future: (?P<kind>[A-Za-z_][\w.]*)(?::\s*(?P<detail>[\w-]+))?"), "future"),
+    (re.compile(r"^(?P<kind>no_forecast): (?P<model>[^:|]+?)\s*$"), "future"),
     (re.compile(r"^quality_gate: (?P<model>[^:]+): (?P<kind>\S+)"), "quality gate"),
 )
 # The first word of an isolated plug-in's error says how its child process ended.
@@ -283,9 +286,14 @@ def failure_counts(ledger: pd.DataFrame) -> list[FailureCount]:
 
 
 def candidate_figures(
-    leaderboard: pd.DataFrame, ledger: pd.DataFrame, configured: Sequence[str] = (), plugins: Sequence[str] = ()
+    leaderboard: pd.DataFrame, ledger: pd.DataFrame, configured: Sequence[str] = (), plugins: Sequence[str] = (),
+    calibration: pd.DataFrame | None = None,
 ) -> list[CandidateFigures]:
-    """Every configured candidate (and the ensembles that competed), in the configured order."""
+    """Every configured candidate (and the ensembles that competed), in the configured order.
+
+    ``calibration``: the run's calibration.parquet (coverage per pool, candidate and step).
+    """
+    coverages = _coverages(calibration)
     by_candidate = leaderboard.groupby("candidate") if not leaderboard.empty else None
     wins = leaderboard.loc[leaderboard["is_winner"].astype(bool), "candidate"].value_counts() if not leaderboard.empty else pd.Series(dtype=int)
     models = ledger.get("model", pd.Series(dtype=object)).fillna("")
@@ -303,7 +311,25 @@ def candidate_figures(
             mean_loss=float(losses.mean()) if losses.size else float("nan"),
             median_loss=float(losses.median()) if losses.size else float("nan"),
             wins=int(wins.get(name, 0)), published=int(published.get(name, 0)), failures=int(failed.get(name, 0)),
+            **coverages.get(str(name), {}),
         ))
+    return out
+
+
+def _coverages(calibration: pd.DataFrame | None) -> dict[str, dict[str, float]]:
+    """Per candidate: backtest coverage after and before calibration, weighted by the windows behind each step."""
+    if calibration is None or calibration.empty:
+        return {}
+    frame = calibration[calibration["n_windows"] > 0]
+    out: dict[str, dict[str, float]] = {}
+    for label, part in frame.groupby("candidate"):
+        weights = part["n_windows"].to_numpy(float)
+        after, before = part["coverage"].to_numpy(float), part["raw_coverage"].to_numpy(float)
+        known = np.isfinite(before)
+        out[str(label)] = {
+            "coverage": float(np.average(after, weights=weights)),
+            "raw_coverage": float(np.average(before[known], weights=weights[known])) if known.any() else float("nan"),
+        }
     return out
 
 
@@ -351,6 +377,7 @@ def collect_figures(
     plugins: Mapping[str, Any] | None = None,
     decision: Mapping[str, Any] | None = None,
     out_of_sample: Mapping[str, Any] | None = None,
+    calibration: pd.DataFrame | None = None,
 ) -> RunFigures:
     """The report's figures. ``previous``: (run id, ledger, leaderboard) of the run to compare with;
     ``configured``: the candidate labels in config order; ``plugins``: ``{"isolation": ..., "versions":
@@ -365,7 +392,7 @@ def collect_figures(
     isolation = plugins.get("isolation") or {}
     plugin_labels = {name: list(labels) for name, labels in (plugins.get("labels") or {}).items()}
     plugin_candidates = [label for name in isolation.get("plugins", []) for label in plugin_labels.get(name, [name])]
-    candidates = candidate_figures(leaderboard, ledger, configured, plugin_candidates)
+    candidates = candidate_figures(leaderboard, ledger, configured, plugin_candidates, calibration)
     return RunFigures(
         candidates=candidates,
         failures=failure_counts(ledger),
