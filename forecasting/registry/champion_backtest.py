@@ -16,6 +16,7 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.data.contract import quantile_label
+from forecasting.evaluation.procedure import ENSEMBLE
 from forecasting.registry.bundle import BundleForecaster, series_arrays
 from forecasting.registry.member_forecasts import MemberForecasts, bundle_plan
 from forecasting.registry.replay import truncate
@@ -30,9 +31,17 @@ def _fingerprint(settings: Settings, label: str) -> tuple[Any, ...] | None:
 
 
 def shared_labels(champion: Settings, new: Settings) -> set[str]:
-    """The champion's candidates the new run backtested exactly as the champion would have."""
-    return {c.label for c in champion.models.candidates
-            if _fingerprint(champion, c.label) is not None and _fingerprint(champion, c.label) == _fingerprint(new, c.label)}
+    """The champion's candidates the new run backtested exactly as the champion would have.
+
+    The pooled ensemble is shared too when both configurations build it alike (the same
+    candidates, ensemble and selection settings): its forward-only backtest forecasts are then
+    the champion's as well.
+    """
+    shared = {c.label for c in champion.models.candidates
+              if _fingerprint(champion, c.label) is not None and _fingerprint(champion, c.label) == _fingerprint(new, c.label)}
+    alike = (len(shared) == len(champion.models.candidates) == len(new.models.candidates)
+             and champion.ensemble == new.ensemble and champion.selection == new.selection)
+    return shared | {ENSEMBLE} if alike and champion.ensemble.enabled else shared
 
 
 def champion_backtest(champion: BundleForecaster, new_settings: Settings, backtest: pd.DataFrame,
@@ -43,7 +52,7 @@ def champion_backtest(champion: BundleForecaster, new_settings: Settings, backte
     shared = shared_labels(settings, new_settings)
     frame = backtest[backtest["unique_id"].isin(set(ids))]
     reused = frame[frame["candidate"].isin(shared)]
-    missing = [label for label in labels if label not in shared]
+    missing = [label for label in labels if label not in shared]  # the ensemble is never refitted here
     if not missing or frame.empty:
         return reused.reset_index(drop=True)
     # one row per (series, cutoff, date) of the new run's windows: where the refits must land

@@ -6,11 +6,10 @@ chosen without the decision weeks: ``choose`` sees only the windows that end bef
 (``split`` cuts the backtest so), and ``forecast_at`` then builds the chosen models' forecasts
 at the decision window from their members' backtest forecasts, without reading its actuals.
 
-The rule is training's, run on the windows before the decision weeks: every single candidate
-ranked by its mean scaled quantile loss on them (ties to the earlier configured), against the
-quantile-wise median of the best ``selection.ensemble_top_k`` (members chosen on the windows
-that score it, as in training) and, with at least two such windows, the weighted ensemble
-scored by cross-fitting.
+The rule is training's (``evaluation.procedure.choose``), run on the windows before the
+decision weeks: the pooled ensemble, whose backtest forecasts at each window were built
+forward-only (members, weights and calibration from earlier windows), unless a single
+candidate beats it there by the selection margin.
 """
 
 from __future__ import annotations
@@ -23,9 +22,10 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.data.contract import quantile_label
+from forecasting.evaluation import procedure
 from forecasting.evaluation.losses import scale_denominator, scaled_quantile_loss
-from forecasting.evaluation.selection import ENSEMBLE_LABEL, rank_candidates
-from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, cross_fitted
+from forecasting.evaluation.procedure import ENSEMBLE
+from forecasting.evaluation.selection import rank_candidates
 from forecasting.registry.series_model import QuantileForecast, SeriesModel
 
 
@@ -89,32 +89,31 @@ def _mean_loss(model: SeriesModel, forecasts: Mapping[str, list[QuantileForecast
 
 
 def choose(choosing: pd.DataFrame, scales: pd.Series, settings: Settings) -> dict[str, SeriesModel]:
-    """Per series, the model the run's selection rule picks on ``choosing`` alone (no entry: nothing to choose on)."""
+    """Per series, the model the run's selection rule picks on ``choosing`` alone (no entry: nothing to choose on).
+
+    The rule is training's (``evaluation.procedure.choose``): the pooled ensemble, whose
+    backtest forecasts are already forward-only, unless a single candidate beats it by
+    ``selection.margin`` in most of the windows; without ensemble rows, the single candidate
+    with the lowest mean loss.
+    """
     order = [c.label for c in settings.models.candidates]
     quantiles = list(settings.forecast.quantiles)
-    top_k = settings.selection.ensemble_top_k
-    rounds = settings.ensemble.rounds if settings.ensemble.weighted else 0
     chosen: dict[str, SeriesModel] = {}
     for uid, series in choosing.groupby("unique_id", sort=True):
         forecasts, actuals, cutoffs = _per_window(series, quantiles)
-        forecasts = {label: forecasts[label] for label in order if label in forecasts}
-        if not forecasts:
+        singles = [label for label in order if label in forecasts]
+        labels = [*singles, ENSEMBLE] if ENSEMBLE in forecasts else singles
+        if not singles:
             continue
         window_scales = [float(scales[(uid, c)]) for c in cutoffs]
-        models = {label: SeriesModel.single(label) for label in forecasts}
-        ranking = rank_candidates({label: _mean_loss(m, forecasts, actuals, window_scales) for label, m in models.items()},
-                                  order)
-        if top_k >= 2 and len(ranking) >= 2:
-            models[ENSEMBLE_LABEL] = SeriesModel.median(ranking[:top_k])
-        losses = {label: _mean_loss(m, forecasts, actuals, window_scales) for label, m in models.items()}
-        if rounds >= 1 and len(forecasts) >= 2 and len(cutoffs) >= 2:  # cross-fitted, as training scores it
-            per_window, weights = cross_fitted(forecasts, actuals, window_scales, rounds)
-            models[WEIGHTED_LABEL] = SeriesModel.weighted(weights)
-            losses[WEIGHTED_LABEL] = float(np.mean([scaled_quantile_loss(actuals[i], per_window[i], window_scales[i])
-                                                    for i in range(len(cutoffs))]))
-        best = rank_candidates(losses, [*order, ENSEMBLE_LABEL, WEIGHTED_LABEL])
-        if best:
-            chosen[str(uid)] = models[best[0]]
+        losses = {label: np.array([[scaled_quantile_loss(actuals[i], forecasts[label][i], window_scales[i])
+                                    for i in range(len(cutoffs))]]) for label in labels}
+        if ENSEMBLE in losses:
+            label = procedure.choose(losses, singles, settings.selection.margin, settings.selection.min_windows,
+                                     list(range(len(cutoffs))))[0]
+        else:
+            label = rank_candidates({label: float(losses[label].mean()) for label in singles}, order)[0]
+        chosen[str(uid)] = SeriesModel.single(label)
     return chosen
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecasting.evaluation.procedure import ENSEMBLE
 from forecasting.evaluation.selection import ENSEMBLE_LABEL, median_ensemble
 from forecasting.evaluation.weighted_ensemble import (
     WEIGHTED_LABEL,
@@ -54,6 +55,9 @@ class SeriesModel:
             else str(ensemble_members)
         if model == WEIGHTED_LABEL:
             return cls.weighted(parse_weights(text))
+        if model == ENSEMBLE and text:  # the pooled ensemble: its members' weights
+            weights = parse_weights(text)
+            return cls(ENSEMBLE, WEIGHTED, tuple((m, float(w)) for m, w in weights.items() if w > 0))
         if model == ENSEMBLE_LABEL:
             return cls.median([m for m in text.split(",") if m])
         return cls.single(str(model))
