@@ -36,7 +36,7 @@ def test_ids_postgres_cannot_store_are_quarantined_and_both_stores_agree(postgre
     config.write_text(
         "forecast: {horizon: 4, season_length: 4}\n"
         "models: {candidates: [{name: Naive}, {name: HistoricAverage}], fallback: [Naive]}\n"
-        "selection: {ensemble_top_k: 0}\nensemble: {weighted: false}\n"
+        "ensemble: {enabled: false}\n"
         "compute: {executor: serial, n_shards: 2, progress: false}\n"
         f"output: {{root: {tmp_path / 'out'}}}\nregistry: {{enabled: false}}\nreporting: {{enabled: false}}\n"
     )

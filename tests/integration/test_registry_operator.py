@@ -42,7 +42,7 @@ def _run(root: Path, uri: str, operator: dict | None = None, **registry) -> dict
     settings = load_settings(PROJECT_ROOT / "config" / "test.yaml", {
         "output": {"root": str(root)}, "demo": {"n_series": 10, "seed": 3},
         "models": {"candidates": [LIGHTGBM, {"name": "Naive"}, {"name": "SeasonalNaive"}]},
-        "selection": {"ensemble_top_k": 0}, "ensemble": {"weighted": False},
+        "ensemble": {"enabled": False},
         "registry": {"enabled": True, "tracking_uri": uri, **registry},
     })
     prepared = prepare_run(settings)

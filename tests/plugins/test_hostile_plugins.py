@@ -47,7 +47,7 @@ def _config(tmp_path: Path, candidates: str, plugins: str = "", verdicts: Path |
         "demo: {n_series: 10, n_periods: 60}\n"
         "forecast: {horizon: 4, season_length: 4}\n"
         f"models: {{candidates: [{candidates}], fallback: [Naive]}}\n"
-        "selection: {ensemble_top_k: 0}\nensemble: {weighted: false}\n"
+        "ensemble: {enabled: false}\n"
         f"plugins: {{verdict_cache: {verdicts or tmp_path / 'verdicts'}{plugins}}}\n"
         "compute: {executor: serial, n_shards: 1, progress: false}\n"
         f"output: {{root: {tmp_path / 'out'}}}\n"

@@ -40,7 +40,7 @@ def _config(tmp_path: Path) -> Path:
     config.write_text(
         "forecast: {horizon: 4, season_length: 4}\n"
         "models: {candidates: [{name: Naive}, {name: HistoricAverage}], fallback: [Naive]}\n"
-        "selection: {ensemble_top_k: 0}\nensemble: {weighted: false}\n"
+        "ensemble: {enabled: false}\n"
         "compute: {executor: serial, n_shards: 1, progress: false}\n"
         f"output: {{root: {tmp_path / 'out'}}}\n"
         "registry: {enabled: false}\nreporting: {enabled: false}\n"

@@ -274,15 +274,32 @@ def test_pickle_round_trip_predicts_the_same(name: str) -> None:
 
 
 def test_mstl_accepts_several_season_lengths() -> None:
-    """MSTL's season_length may be a list; the minimum history follows the longest season."""
+    """MSTL's season_length may be a list: it needs two cycles of the shortest and keeps the cycles the history holds twice."""
     t = np.arange(60)
     y = 10 + np.sin(2 * np.pi * t / 4) + np.sin(2 * np.pi * t / 12)
     model = MSTL(season_length=[4, 12])
-    with pytest.raises(HistoryTooShortError, match="at least 24"):
-        model.fit(y[:23])
+    with pytest.raises(HistoryTooShortError, match="at least 8"):
+        model.fit(y[:7])
+    short = MSTL(season_length=[4, 12]).fit(y[:20])
+    assert list(np.atleast_1d(short.model_.season_length)) == [4]  # 20 points hold the 12-cycle less than twice
     forecast = model.fit(y).predict(H)
+    assert model.model_.season_length == [4, 12]
     assert forecast.point.shape == (H,)
     assert np.all(np.isfinite(forecast.point))
+
+
+def test_mstl_is_a_candidate_only_with_several_seasonalities() -> None:
+    from forecasting.config import Settings
+    from forecasting.training.plan import TrainingPlan
+
+    hourly = TrainingPlan.from_settings(Settings(forecast={"freq": "h", "horizon": 24}))
+    weekly = TrainingPlan.from_settings(Settings())
+    mstl_hourly = next(c for c in hourly.candidates if c.label == "MSTL")
+    mstl_weekly = next(c for c in weekly.candidates if c.label == "MSTL")
+    assert mstl_hourly.model.season_length == [24, 168]
+    assert hourly.eligible(mstl_hourly, "smooth", 2000)
+    assert not weekly.eligible(mstl_weekly, "smooth", 2000)
+    assert hourly.history_cap == 4 * 168  # a few cycles of the longest seasonality, not of the day
 
 
 # --- interval levels ----------------------------------------------------------------
@@ -344,9 +361,15 @@ def test_available_models_include_every_builtin() -> None:
         assert models[name] is model_class
 
 
-@pytest.mark.parametrize("name", ["SeasonalNaive", "AutoETS", "MSTL", "AutoARIMA"])
+@pytest.mark.parametrize("name", ["SeasonalNaive", "AutoETS", "AutoARIMA"])
 def test_build_model_fills_season_length(name: str) -> None:
     assert build_model(name, {}, 12).season_length == 12
+
+
+def test_build_model_gives_a_multi_seasonal_model_every_cycle() -> None:
+    assert build_model("MSTL", {}, 24, (24, 168)).season_length == [24, 168]
+    assert build_model("MSTL", {}, 12).season_length == [12]
+    assert build_model("AutoETS", {}, 24, (24, 168)).season_length == 24
 
 
 def test_build_model_keeps_an_explicit_season_length_and_other_params() -> None:

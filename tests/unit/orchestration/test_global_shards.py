@@ -30,7 +30,7 @@ def test_global_candidate_runs_per_shard_and_records_its_tuned_parameters(tmp_pa
     ledger = pd.read_parquet(summary["ledger"])
     backtested = ledger[ledger["status"] == "ok"]["unique_id"]
     assert set(board[board["candidate"] == "LightGBM"]["unique_id"]) == set(backtested)
-    assert "WeightedEnsemble" in set(board["candidate"])
+    assert "Ensemble" in set(board["candidate"])  # the pooled ensemble, scored like any candidate
     recorded = summary["global_models"]
     assert sorted(recorded) == ["0", "1"]
     for shard in recorded.values():

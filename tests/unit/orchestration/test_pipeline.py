@@ -15,10 +15,15 @@ import pytest
 
 from forecasting.config import ConfigError, Settings, load_settings
 from forecasting.config.loader import deep_merge
-from forecasting.data.contract import PUBLISHED_STATUSES, STATUS_ENDED, STATUS_QUARANTINED
+from forecasting.data.contract import (
+    PUBLISHED_STATUSES,
+    STATUS_ENDED,
+    STATUS_NEW,
+    STATUS_QUARANTINED,
+)
 from forecasting.data.validation import CircuitBreakerError, DataSchemaError
 from forecasting.orchestration.local import run_weekly
-from forecasting.orchestration.pipeline import load_input
+from forecasting.orchestration.pipeline import load_input, prepare_run
 from forecasting.orchestration.shards import train_shard
 
 pytestmark = pytest.mark.slow
@@ -137,8 +142,13 @@ def test_leaderboard_flags_the_ledger_winner(weekly: Run):
     board = pd.read_parquet(weekly.summary["leaderboard"])
     winners = board[board["is_winner"]].set_index("unique_id")["candidate"]
     assert not winners.index.duplicated().any()
-    backtested = weekly.ledger[weekly.ledger["winner"] != ""].set_index("unique_id")["winner"]
+    chosen = weekly.ledger[weekly.ledger["winner"] != ""].set_index("unique_id")["winner"]
+    scored = set(zip(board["unique_id"], board["candidate"], strict=True))
+    backtested = chosen[[(uid, winner) in scored for uid, winner in chosen.items()]]
     pd.testing.assert_series_equal(winners.sort_index(), backtested.sort_index(), check_names=False)
+    # a choice without a backtest score is the pool's ensemble of a series with no window
+    unscored = weekly.ledger.set_index("unique_id").loc[chosen.index.difference(backtested.index)]
+    assert len(unscored) and (unscored["status"] == STATUS_NEW).all() and (unscored["winner"] == "Ensemble").all()
     assert (board.groupby("unique_id")["rank"].min() == 1).all()
 
 
@@ -163,16 +173,25 @@ def test_rerun_is_idempotent(weekly: Run):
     assert not again.published.duplicated(["unique_id", "forecast_origin", "ds"]).any()
 
 
-def test_same_work_elsewhere_gives_the_same_rows_whatever_the_shard_count(weekly: Run, tmp_path: Path):
-    five = _run(_settings(tmp_path, compute={"n_shards": 5}), weekly.panel)
-    assert five.summary["run_id"] == weekly.summary["run_id"]  # where and how are not part of the run id
-    pd.testing.assert_frame_equal(five.forecasts, weekly.forecasts)
-    # the same run folder with another shard layout: old checkpoints must not be reused
-    two = _run(_settings(tmp_path, compute={"n_shards": 2}), weekly.panel)
-    assert two.summary["run_id"] == weekly.summary["run_id"]
-    assert sorted(two.ledger["unique_id"]) == sorted(weekly.ledger["unique_id"])
+def test_same_work_elsewhere_gives_the_same_rows_whatever_the_batch_size(weekly: Run, tmp_path: Path):
+    two = _run(_settings(tmp_path, compute={"series_per_batch": 2}), weekly.panel)
+    assert two.summary["run_id"] == weekly.summary["run_id"]  # where and how are not part of the run id
     pd.testing.assert_frame_equal(two.forecasts, weekly.forecasts)
-    pd.testing.assert_frame_equal(two.published, weekly.forecasts)
+    # the same run folder with other batches: their checkpoints must not be reused
+    seven = _run(_settings(tmp_path, compute={"series_per_batch": 7}), weekly.panel)
+    assert seven.summary["run_id"] == weekly.summary["run_id"]
+    assert sorted(seven.ledger["unique_id"]) == sorted(weekly.ledger["unique_id"])
+    pd.testing.assert_frame_equal(seven.forecasts, weekly.forecasts)
+    pd.testing.assert_frame_equal(seven.published, weekly.forecasts)
+
+
+def test_the_shard_layout_is_part_of_the_work(weekly: Run, tmp_path: Path):
+    """A shard's series are the pools calibration and the ensemble learn from: other shards, other work."""
+    five = prepare_run(_settings(tmp_path, compute={"n_shards": 5}))
+    assert five["run_id"] != weekly.summary["run_id"] and five["shards"] == [0, 1, 2, 3, 4]
+    by_size = prepare_run(_settings(tmp_path, compute={"n_shards": None, "series_per_shard": 10}))
+    assert by_size["run_id"] not in (weekly.summary["run_id"], five["run_id"])
+    assert len(by_size["shards"]) == 4  # 40 series, 10 per shard
 
 
 def test_subset_run_replaces_only_its_series_rows(weekly: Run):
@@ -264,10 +283,12 @@ def test_poisoned_series_are_quarantined_and_the_healthy_ones_forecast(weekly: R
     origin = weekly.panel["ds"].max()
     assert pd.Timestamp(run.summary["as_of"]) == origin
     _assert_contract(run.forecasts, origin, run.settings, weekly.panel)
-    # the healthy series are forecast exactly as from the clean panel
+    # the quarantined series leave no trace: the healthy ones are forecast exactly as by a run on the
+    # clean panel without them (their shards pool the same series)
+    without = _run(_settings(tmp_path / "without"), weekly.panel, healthy)
     pd.testing.assert_frame_equal(
         run.forecasts.drop(columns="run_id").reset_index(drop=True),
-        weekly.forecasts[weekly.forecasts["unique_id"].isin(expected)].drop(columns="run_id").reset_index(drop=True),
+        without.forecasts.drop(columns="run_id").reset_index(drop=True),
     )
 
 

@@ -152,7 +152,7 @@ def test_a_real_run_records_stage_times_and_ends_with_its_report(tmp_path: Path)
     settings = load_settings(None, {
         "output": {"root": str(tmp_path)}, "demo": {"n_series": 10, "n_periods": 60}, "forecast": {"horizon": 4},
         "models": {"candidates": [{"name": "Naive"}, {"name": "HistoricAverage"}], "fallback": ["HistoricAverage"]},
-        "selection": {"ensemble_top_k": 0}, "compute": {"executor": "serial", "progress": False, "n_shards": 2},
+        "compute": {"executor": "serial", "progress": False, "n_shards": 2},
         "reporting": {"textfile_dir": str(tmp_path / "textfile")},
     })
     summary = run_weekly(settings)

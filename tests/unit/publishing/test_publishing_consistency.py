@@ -39,7 +39,7 @@ def _settings(root: Path, data: Path, **validation: float) -> Settings:
         "data": {"path": str(data)},
         "forecast": {"horizon": 4, "season_length": 4, "as_of": f"{AS_OF:%Y-%m-%d}"},
         "models": {"candidates": [{"name": "Naive"}, {"name": "HistoricAverage"}], "fallback": ["Naive", "HistoricAverage"]},
-        "selection": {"ensemble_top_k": 0}, "ensemble": {"weighted": False},
+        "ensemble": {"enabled": False},
         "validation": validation,
         "compute": {"executor": "serial", "n_shards": 1, "progress": False},
         "output": {"root": str(root)},

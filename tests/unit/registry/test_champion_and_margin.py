@@ -22,9 +22,9 @@ from forecasting.registry.champion import CHALLENGER, CHAMPION, Context, Decisio
 from forecasting.registry.champion_backtest import champion_backtest
 from forecasting.registry.comparison import NewRun, champion_evidence
 from forecasting.registry.switching import KEPT, SWITCHED, decide_switching
-from forecasting.training.batch import train_batch
 from forecasting.training.fitting import forecast_quantiles
 from forecasting.training.plan import TrainingPlan
+from forecasting.training.selection_step import train_batch
 
 H = 6
 CANDIDATES = [{"name": "Naive"}, {"name": "SeasonalNaive"}, {"name": "HistoricAverage"}, {"name": "WindowAverage"}]
@@ -38,7 +38,8 @@ def run() -> dict:
                                     "ensemble": {"rounds": 4}})
     history = generate_demo_panel(3, 80, "W-SUN", "2025-12-28", 11)
     history = history.sort_values(["unique_id", "ds"]).reset_index(drop=True)
-    lifecycle = pd.DataFrame({"unique_id": sorted(history["unique_id"].unique()), "lifecycle": "smooth"})
+    lifecycle = pd.DataFrame({"unique_id": sorted(history["unique_id"].unique()), "lifecycle": "smooth",
+                              "demand_class": "smooth"})
     result = train_batch(history, lifecycle, TrainingPlan.from_settings(settings), "W-SUN")
     return {"settings": settings, "history": history, "ledger": result.ledger, "scores": result.scores,
             "backtest": result.backtest, "ids": list(lifecycle["unique_id"])}
@@ -75,10 +76,15 @@ def test_the_held_out_choice_never_reads_the_decision_weeks(run: dict):
     pd.testing.assert_frame_equal(heldout.forecast_at(wild_cut.decision, chosen, QUANTILES),
                                   heldout.forecast_at(cut.decision, chosen, QUANTILES))
     # while actuals the choice may use do change it: the test can tell
-    earlier = ~later
-    changed = backtest.assign(y=np.where(earlier, backtest["y"] * 0 + backtest["y"].mean(), backtest["y"]))
-    flat = heldout.choose(heldout.split(changed, start).choosing, scales, run["settings"])
-    assert flat != chosen
+    # (earlier actuals equal to Naive's median make Naive beat the ensemble in every window)
+    naive = backtest[backtest["candidate"] == "Naive"].set_index(["unique_id", "cutoff", "ds"])["p50"]
+    as_naive = backtest.join(naive.rename("naive"), on=["unique_id", "cutoff", "ds"])["naive"]
+    changed = backtest.assign(y=np.where(~later, as_naive, backtest["y"]))
+    loose = load_settings(None, {"models": {"candidates": CANDIDATES}, "forecast": {"horizon": H},
+                                 "selection": {"min_windows": 1}})  # the run has two windows to choose on
+    assert {m.label for m in heldout.choose(cut.choosing, scales, loose).values()} == {"Ensemble"}
+    flat = heldout.choose(heldout.split(changed, start).choosing, scales, loose)
+    assert "Naive" in {m.label for m in flat.values()}
 
 
 def _new(run: dict, backtest: pd.DataFrame | None = None) -> NewRun:
@@ -104,7 +110,7 @@ def test_two_versions_of_one_configuration_tie_on_every_series_ensembles_include
 
 def test_a_champion_with_other_candidates_is_refitted_and_judged_by_its_forecasts(run: dict):
     a, b, c = run["ids"]
-    other = load_settings(None, {"forecast": {"horizon": H}, "ensemble": {"weighted": False},
+    other = load_settings(None, {"forecast": {"horizon": H}, "ensemble": {"enabled": False},
                                  "models": {"candidates": [{"name": "RandomWalkWithDrift"}, {"name": "Naive"},
                                                            {"name": "WindowAverage", "params": {"window_size": 3}}]}})
     champion = BundleForecaster(other, pd.DataFrame({"unique_id": [a, b, c], "model": "Naive", "ensemble_members": "",

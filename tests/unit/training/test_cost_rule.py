@@ -9,11 +9,13 @@ import pandas as pd
 
 from forecasting.models.statsforecast_models import HistoricAverage, Naive
 from forecasting.training.plan import Candidate, TrainingPlan
-from forecasting.training.series import train_series
+from forecasting.training.selection_step import ShardResult, train_batch
 
 H = 6
 Y = 100 + 2.0 * np.arange(80)  # a trend: the historic average is far off, the naive close
-DS = pd.date_range("2020-01-05", periods=Y.size, freq="W-SUN").to_numpy()
+HISTORY = pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2020-01-05", periods=Y.size, freq="W-SUN"), "y": Y})
+LIFECYCLE = pd.DataFrame({"unique_id": ["s"], "lifecycle": ["smooth"], "demand_class": ["smooth"]})
+N_WINDOWS = 3  # the latest two are scored forward-only
 
 
 class SlowMean(HistoricAverage):  # type: ignore[misc, valid-type]
@@ -27,29 +29,31 @@ class SlowMean(HistoricAverage):  # type: ignore[misc, valid-type]
 
 def _plan(margin: float | None) -> TrainingPlan:
     return TrainingPlan(
-        horizon=H, quantiles=(0.1, 0.5, 0.9), season_length=1, n_windows=3, step=H, history_cap=1000,
-        fit_time_limit=30.0, conformal_windows=2, ensemble_top_k=0, explosion_factor=10.0,
+        horizon=H, quantiles=(0.1, 0.5, 0.9), season_length=1, n_windows=N_WINDOWS, step=H, history_cap=1000,
+        fit_time_limit=30.0, conformal_windows=2, explosion_factor=10.0,
         candidates=(Candidate("SlowMean", SlowMean()), Candidate("Naive", Naive())), fallbacks=(),
         skip_expensive_margin=margin,
     )
 
 
-def _run(plan: TrainingPlan) -> tuple[dict, list[dict], int]:
+def _run(plan: TrainingPlan) -> tuple[dict, ShardResult, int]:
     SlowMean.fits = 0
-    result = train_series("s", DS, Y, "smooth", plan)
-    return result.ledger, result.scores, SlowMean.fits
+    result = train_batch(HISTORY, LIFECYCLE, plan, "W-SUN")
+    return result.ledger.iloc[0].to_dict(), result, SlowMean.fits
 
 
 def test_a_clearly_beaten_expensive_candidate_is_skipped_after_its_first_window():
-    ledger, scores, fits = _run(_plan(0.5))
-    assert ledger["cost_skipped"] == "SlowMean" and ledger["model"] == "Naive"
-    assert {s["candidate"] for s in scores} == {"Naive"}
-    assert fits == 1
+    ledger, result, fits = _run(_plan(0.5))
+    assert ledger["cost_skipped"] == "SlowMean" and ledger["ensemble_members"] == "Naive:1"
+    assert set(result.scores["candidate"]) == {"Naive", "Ensemble"}
+    assert "SlowMean" not in set(result.candidates["candidate"])  # no forecast of the future either
+    assert fits == 1  # the first window only
 
 
 def test_without_the_rule_or_within_the_margin_every_window_is_backtested():
-    for plan in (_plan(None), replace(_plan(0.5), skip_expensive_margin=1000.0)):
-        ledger, scores, fits = _run(plan)
+    for plan, expected_fits in ((_plan(None), N_WINDOWS + 1), (replace(_plan(0.5), skip_expensive_margin=1000.0), N_WINDOWS + 2)):
+        ledger, result, fits = _run(plan)
         assert ledger["cost_skipped"] == ""
-        assert sum(s["candidate"] == "SlowMean" for s in scores) == 3
-        assert fits == 3
+        assert (result.scores["candidate"] == "SlowMean").sum() == N_WINDOWS - 1
+        assert "SlowMean" in set(result.candidates["candidate"])
+        assert fits == expected_fits  # every window and the future (under the rule: the first window once more)

@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 
 from forecasting.data.covariates import Covariates
-from forecasting.evaluation.windows import backtest_windows
 from forecasting.models.lightgbm_global import LightGBMGlobal
-from forecasting.training.batch import train_batch
 from forecasting.training.global_step import outcomes_frame, outcomes_from_frame, train_global
 from forecasting.training.isolation import IsolatedFailure
 from forecasting.training.plan import Candidate, TrainingPlan
+from forecasting.training.selection_step import train_batch
 
 H, N_SERIES, N_OBS = 4, 6, 60
 QUANTILES = (0.1, 0.5, 0.9)
@@ -33,13 +32,14 @@ def _panel(n_obs: int = N_OBS, seed: int = 0) -> pd.DataFrame:
 def _plan(**params: object) -> TrainingPlan:
     return TrainingPlan(
         horizon=H, quantiles=QUANTILES, season_length=12, n_windows=2, step=H, history_cap=1000,
-        fit_time_limit=30.0, conformal_windows=2, ensemble_top_k=0, explosion_factor=10.0,
+        fit_time_limit=30.0, conformal_windows=2, explosion_factor=10.0,
         candidates=(Candidate("LightGBM", LightGBMGlobal(**{**CHEAP, **params})),),
-        fallbacks=(),
+        fallbacks=(), ensemble=False,
     )
 
 
 CLASSES = {f"s{i}": "smooth" for i in range(N_SERIES)}
+LIFECYCLE = pd.DataFrame({"unique_id": list(CLASSES), "lifecycle": "smooth", "demand_class": list(CLASSES.values())})
 
 
 def test_forecasts_for_every_window_and_the_future_non_crossing_and_reproducible():
@@ -48,16 +48,28 @@ def test_forecasts_for_every_window_and_the_future_non_crossing_and_reproducible
     again = train_global(panel, CLASSES, plan, "W-SUN")
     for uid, part in panel.groupby("unique_id"):
         n = len(part)
-        lengths = [w.train_end for w in backtest_windows(n, H, 2, H)] + [n]
+        lengths = [w.train_end for w in plan.windows(n)] + [n]
+        assert len(lengths) == 3
         outcomes = first.outcomes[uid]["LightGBM"]
         assert sorted(outcomes) == lengths
         for length in lengths:
             forecast = outcomes[length]
             assert not isinstance(forecast, IsolatedFailure)
-            stacked = np.vstack([forecast[q] for q in QUANTILES])
-            assert stacked.shape == (3, H) and np.isfinite(stacked).all()
-            assert (np.diff(stacked, axis=0) >= 0).all()
+            assert np.isfinite(forecast[0.5]).all()  # a recursive median: the other quantiles are calibrated
+            assert np.isnan(forecast[0.1]).all() and np.isnan(forecast[0.9]).all()
             np.testing.assert_array_equal(forecast[0.5], again.outcomes[uid]["LightGBM"][length][0.5])
+
+
+def test_its_quantiles_are_calibrated_around_the_recursive_median_and_stay_sane_over_the_horizon():
+    panel, plan = _panel(), _plan()
+    outcomes = train_global(panel, CLASSES, plan, "W-SUN").outcomes
+    result = train_batch(panel, LIFECYCLE, plan, "W-SUN", precomputed=outcomes)
+    published = result.forecasts.sort_values(["unique_id", "horizon"])
+    values = published[["p10", "p50", "p90"]].to_numpy()
+    assert np.isfinite(values).all() and (np.diff(values, axis=1) >= 0).all()
+    width = (published["p90"] - published["p10"]).to_numpy().reshape(N_SERIES, H)
+    assert (width > 0).all()
+    assert np.median(width[:, -1] / width[:, 0]) < 4.0  # no blow-up from quantile boosters fed their own forecasts
 
 
 def test_backtest_forecasts_do_not_see_the_data_after_their_cutoff():
@@ -68,7 +80,7 @@ def test_backtest_forecasts_do_not_see_the_data_after_their_cutoff():
     before = train_global(panel, CLASSES, plan, "W-SUN").outcomes
     after = train_global(changed, CLASSES, plan, "W-SUN").outcomes
     for uid, part in panel.groupby("unique_id"):
-        first_window = backtest_windows(len(part), H, 2, H)[0].train_end
+        first_window = plan.windows(len(part))[0].train_end
         np.testing.assert_array_equal(before[uid]["LightGBM"][first_window][0.5], after[uid]["LightGBM"][first_window][0.5])
         assert not np.array_equal(before[uid]["LightGBM"][len(part)][0.5], after[uid]["LightGBM"][len(part)][0.5])
 
@@ -89,17 +101,16 @@ def test_a_failing_global_fit_costs_the_series_that_candidate_only():
     from forecasting.models.statsforecast_models import BUILTIN_MODELS
 
     plan_with_naive = TrainingPlan(**{**plan.__dict__, "candidates": (*plan.candidates, Candidate("Naive", BUILTIN_MODELS["Naive"]()))})
-    lifecycle = pd.DataFrame({"unique_id": list(CLASSES), "lifecycle": list(CLASSES.values())})
-    result = train_batch(panel, lifecycle, plan_with_naive, "W-SUN", precomputed=global_result.outcomes)
-    assert (result.ledger["model"] == "Naive").all()
-    assert result.ledger["failures"].str.contains("LightGBM backtest").all()
+    result = train_batch(panel, LIFECYCLE, plan_with_naive, "W-SUN", precomputed=global_result.outcomes)
+    assert (result.ledger["model"] == "Naive").all() and (result.ledger["status"] == "ok").all()
+    assert result.ledger["failures"].str.contains("LightGBM cutoff").all()
+    assert result.ledger["failures"].str.contains("LightGBM future").all()
 
 
 def test_the_global_candidate_competes_in_the_per_series_leaderboard():
     panel, plan = _panel(), _plan()
     global_result = train_global(panel, CLASSES, plan, "W-SUN")
-    lifecycle = pd.DataFrame({"unique_id": list(CLASSES), "lifecycle": list(CLASSES.values())})
-    result = train_batch(panel, lifecycle, plan, "W-SUN", precomputed=global_result.outcomes)
+    result = train_batch(panel, LIFECYCLE, plan, "W-SUN", precomputed=global_result.outcomes)
     assert set(result.scores["candidate"]) == {"LightGBM"}
     assert (result.ledger["status"] == "ok").all() and (result.ledger["model"] == "LightGBM").all()
     s0 = result.forecasts[result.forecasts["unique_id"] == "s0"]
@@ -135,7 +146,7 @@ def test_covariates_are_used_when_given():
 @pytest.mark.parametrize("transform", ["standard", "difference", "none"])
 def test_every_target_transform_fits(transform: str):
     model = LightGBMGlobal(**{**CHEAP, "target_transform": transform}).fit_panel(_panel(), "W-SUN", QUANTILES)
-    assert model.predict_panel(H).shape == (N_SERIES * H, 2 + len(QUANTILES))
+    assert model.predict_panel(H).shape == (N_SERIES * H, 3)  # unique_id, ds, the median
 
 
 def test_the_local_contract_fits_a_panel_of_one_series_and_the_model_is_a_builtin():
@@ -143,6 +154,6 @@ def test_the_local_contract_fits_a_panel_of_one_series_and_the_model_is_a_builti
 
     y = _panel()[lambda f: f["unique_id"] == "s0"]["y"].to_numpy()
     forecast = LightGBMGlobal(**CHEAP).fit(y).predict(H, QUANTILES)
-    assert forecast.point.shape == (H,) and all(forecast.quantiles[q].shape == (H,) for q in QUANTILES)
+    assert forecast.point.shape == (H,) and forecast.quantiles == {}  # no native quantiles
     model = build_model("LightGBM", {}, season_length=52)
     assert is_builtin(type(model)) and model.season_length == 52 and model.get_tag("scope") == "global"

@@ -4,7 +4,8 @@ The misbehaving plug-in (tests/plugins/fixtures/misbehaving, installed for the t
 series whose first value is its trigger. Each batch holds three series: ``a`` (fine), ``b``
 (the trigger) and ``c`` (fine, after ``b``: when the child dies on ``b``, ``c`` must be
 retried in a fresh child). Beside the bad plug-in compete an isolated plug-in that behaves
-and an in-process candidate; real child processes throughout, nothing mocked.
+and an in-process candidate; real child processes throughout, nothing mocked. The plans
+have no ensemble: each series gets its best single candidate.
 """
 
 from __future__ import annotations
@@ -19,18 +20,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.data.contract import STATUS_OK
-from forecasting.training.batch import train_batch
+from forecasting.data.contract import STATUS_NEW, STATUS_OK
+from forecasting.training.batch import backtest_batch
 from forecasting.training.isolation import (
     IsolatedFailure,
     network_isolation,
     run_candidate,
 )
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
-from forecasting.training.series import train_series
+from forecasting.training.selection_step import train_batch
 
 H = 4
-N = 40
+N = 40  # backtest windows cut after 32 and 36 observations
 TRIGGER = 7000.0
 QUANTILES = (0.1, 0.5, 0.9)
 LIMITS = IsolationLimits(timeout_seconds=60.0, memory_limit_mb=1024)
@@ -55,7 +56,7 @@ def _history() -> tuple[pd.DataFrame, pd.DataFrame]:
     history = pd.DataFrame(
         {"unique_id": np.repeat(list(PANEL), N), "ds": np.tile(DS, len(PANEL)), "y": np.concatenate(list(PANEL.values()))}
     )
-    lifecycle = pd.DataFrame({"unique_id": list(PANEL), "lifecycle": "smooth"})
+    lifecycle = pd.DataFrame({"unique_id": list(PANEL), "lifecycle": "smooth", "demand_class": "smooth"})
     return history, lifecycle
 
 
@@ -69,10 +70,10 @@ def _plan(candidates: list[Candidate], fallbacks: list[Candidate]) -> TrainingPl
         history_cap=1000,
         fit_time_limit=30.0,
         conformal_windows=2,
-        ensemble_top_k=0,
         explosion_factor=10.0,
         candidates=tuple(candidates),
         fallbacks=tuple(fallbacks),
+        ensemble=False,
     )
 
 
@@ -97,13 +98,13 @@ def _assert_valid_forecasts(result) -> None:
 @pytest.mark.parametrize(
     ("mode", "recorded"),
     [
-        ("hang", "Bad backtest: IsolatedFitError: timeout: no result within 3 s for this series (child killed)"),
-        ("exit", "Bad backtest: IsolatedFitError: exit: the child process died while fitting this series: exit code 3"),
-        ("segfault", "Bad backtest: IsolatedFitError: signal: the child process died while fitting this series: "
+        ("hang", "Bad cutoff 32: timeout: no result within 3 s for this series (child killed)"),
+        ("exit", "Bad cutoff 32: exit: the child process died while fitting this series: exit code 3"),
+        ("segfault", "Bad cutoff 32: signal: the child process died while fitting this series: "
                      "killed by signal 11 (SIGSEGV)"),
-        ("memory", "Bad backtest: IsolatedFitError: memory: memory limit of 1024 MiB exceeded (MemoryError"),
-        ("raise", "Bad backtest: IsolatedFitError: exception: RuntimeError: misbehaving plug-in: scripted failure"),
-        ("nan", "Bad backtest: ValueError: non-finite backtest forecast"),
+        ("memory", "Bad cutoff 32: memory: memory limit of 1024 MiB exceeded (MemoryError"),
+        ("raise", "Bad cutoff 32: exception: RuntimeError: misbehaving plug-in: scripted failure"),
+        ("nan", "Bad cutoff 32: ValueError: non-finite forecast"),
     ],
 )
 def test_a_misbehaving_plugin_costs_only_the_affected_series_that_candidate(plugins, mode, recorded):
@@ -118,29 +119,31 @@ def test_a_misbehaving_plugin_costs_only_the_affected_series_that_candidate(plug
     assert (ledger["status"] == STATUS_OK).all()
     # the other series kept the bad plug-in (c in a fresh child when b killed the first one) ...
     scored = _scored(result)
-    assert scored["a"] == scored["c"] == {"Bad", "Steady", "InProcess"}
+    assert scored["a"] == scored["c"] == {"Bad", "Steady", "InProcess", "Last"}  # the fallback is backtested too
     # ... and the affected series kept the other plug-in and the in-process candidate
-    assert scored["b"] == {"Steady", "InProcess"}
+    assert scored["b"] == {"Steady", "InProcess", "Last"}
     _assert_valid_forecasts(result)
 
 
-def test_crossing_quantiles_are_sorted_by_the_quality_gate(plugins):
+def test_crossing_quantiles_are_published_sorted(plugins):
     crossing = Candidate("Crossing", plugins.Misbehaving(mode="cross", trigger=TRIGGER), LIMITS)
     history, lifecycle = _history()
     result = train_batch(history, lifecycle, _plan([crossing], [Candidate("Last", plugins.Misbehaving())]), "W-SUN")
 
     ledger = result.ledger.set_index("unique_id")
     assert (ledger["model"] == "Crossing").all() and (ledger["failures"] == "").all()
-    assert ledger.loc["b", "repairs"] == "sorted_quantiles"
-    assert ledger.loc["a", "repairs"] == "" and ledger.loc["c", "repairs"] == ""
+    # calibrated forecasts are sorted before the quality gate sees them: nothing left to repair
+    assert (ledger["repairs"] == "").all()
     _assert_valid_forecasts(result)
+    rows = result.backtest[result.backtest["unique_id"] == "b"][["p10", "p50", "p90"]].to_numpy()
+    assert len(rows) and (np.diff(rows, axis=1) >= 0).all()
 
 
 def test_output_on_stdout_does_not_disturb_the_results(plugins):
     history, lifecycle = _history()
     result = train_batch(history, lifecycle, _competition(plugins, "print"), "W-SUN")
     assert (result.ledger["failures"] == "").all()
-    assert _scored(result)["b"] == {"Bad", "Steady", "InProcess"}
+    assert _scored(result)["b"] == {"Bad", "Steady", "InProcess", "Last"}
 
 
 def test_isolated_forecasts_equal_in_process_ones(plugins):
@@ -154,10 +157,14 @@ def test_isolated_forecasts_equal_in_process_ones(plugins):
     pd.testing.assert_frame_equal(a.scores, b.scores)
 
 
-def test_train_series_alone_runs_plugins_in_a_child_too(plugins):
-    result = train_series("b", DS, PANEL["b"], "smooth", _competition(plugins, "exit"))
-    assert "Bad backtest: IsolatedFitError: exit" in result.ledger["failures"]
-    assert result.ledger["status"] == STATUS_OK
+def test_the_backtest_step_alone_runs_plugins_in_a_child_too(plugins):
+    history, lifecycle = _history()
+    raw = backtest_batch(history, lifecycle, _competition(plugins, "exit"))
+    notes = raw.notes.set_index("unique_id")
+    assert "Bad cutoff 32: exit: the child process died" in notes.loc["b", "failures"]
+    assert notes.loc["a", "failures"] == notes.loc["c", "failures"] == ""
+    bad = raw.raw[raw.raw["candidate"] == "Bad"]
+    assert set(bad["unique_id"]) == {"a", "c"} and sorted(bad["length"].unique()) == [N - 2 * H, N - H, N]
 
 
 def test_a_plugin_that_fails_in_every_child_is_given_up_after_three_series(plugins):
@@ -205,8 +212,14 @@ def test_the_network_is_unreachable_from_a_child_where_enforced(plugins):
     assert "Error" in failure.message  # unreachable, refused: never connected
 
 
-def test_a_plugin_in_the_fallback_chain_forecasts_new_series(plugins):
+def test_a_plugin_forecasts_a_short_series_in_its_pools_ensemble(plugins):
     plugin = Candidate("Plugin", plugins.Misbehaving(width=1.0), LIMITS)
-    result = train_series("new", DS[:6], PANEL["a"][:6], "new", _plan([plugin], [plugin]))
-    assert (result.ledger["status"], result.ledger["model"], result.ledger["failures"]) == ("new", "Plugin", "")
-    np.testing.assert_allclose(result.forecast[0.5], PANEL["a"][5])
+    plan = TrainingPlan(**{**_plan([plugin], [plugin]).__dict__, "ensemble": True})
+    history = pd.DataFrame({"unique_id": "new", "ds": DS[:6], "y": PANEL["a"][:6]})
+    lifecycle = pd.DataFrame({"unique_id": ["new"], "lifecycle": ["new"], "demand_class": ["smooth"]})
+    result = train_batch(history, lifecycle, plan, "W-SUN")
+    ledger = result.ledger.iloc[0]
+    assert (ledger["status"], ledger["model"], ledger["ensemble_members"], ledger["failures"]) == (
+        STATUS_NEW, "Ensemble", "Plugin:1", ""
+    )
+    np.testing.assert_allclose(result.forecasts["p50"], PANEL["a"][5])
