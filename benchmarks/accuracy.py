@@ -1,46 +1,46 @@
-"""Accuracy benchmark: the platform on M4 Weekly, scored beside the published results.
+"""Accuracy benchmark: the platform's default against fixed baselines, out of sample, on every dataset.
 
-The platform runs on the M4 Weekly training data through ``run_weekly`` (the CLI's
-in-process run) with the competition's protocol: weekly W-SUN data, horizon 13, season
-length 52, nine quantiles 0.1 .. 0.9, forecast origin 2017-12-31 (the last training week
-of every series in ../shared/data/m4-weekly). The published forecasts (p10 .. p90, p50 as
-the point forecast) are scored against test.parquet with
-``forecasting.evaluation.losses.score_panel``:
+Each dataset of ../shared/data is cut into a history and held-out periods the platform
+never sees: M4 Weekly and M1 (monthly, quarterly) with their official test sets, Walmart
+with its last 13 weeks held out (500 store-departments that cover all 143 weeks, drawn
+with a fixed seed). The platform runs on the history with its embedded defaults (or
+``--config``) and nine quantiles 0.1 .. 0.9; its published forecasts are scored on the
+held-out periods with ``forecasting.evaluation.losses.score_panel``. Side by side, in
+the same run and on the same series:
 
-- sMAPE and MASE (m = 1) as in the M4 evaluation, OWA against Naive2 with the published
-  Naive2 figures (sMAPE 9.161, MASE 2.777) and, in column ``OWA*``, against Naive2
-  recomputed from reference_Naive2.parquet on the same series (the two agree on all 359);
-- WQL (pooled, Chronos / AutoGluon / gluonts), the scaled quantile loss SQL (fev), and the
-  coverage of the p10 .. p90 interval (nominal 80 %).
+- ``platform: X``: every candidate's own calibrated forecast from that same run
+  (``candidates.parquet``; where X cannot forecast a series, the run's Naive stands in,
+  and ``own`` counts the series X forecast itself);
+- ``bare X``: plain statsforecast on the same history (expensive models capped like the
+  platform's), native intervals, conformal ones (2 windows) for models without them;
+- ``bare Median3``: the quantile-wise median of bare AutoETS, AutoTheta and AutoCES;
+- for M4, the published reference forecasts (Naive2, SES, seasonal naive) and OWA.
 
-``--candidates-each`` also runs the platform once per single candidate (that candidate
-alone, no ensemble): what always picking that candidate would score. A series on which
-the candidate cannot run (not eligible, failed, or stopped by the quality gate) falls
-back as in production; the ``own`` column counts the series the candidate forecast itself.
+Scores: WQL (pooled), MASE (m = 1 for weekly data, the season length otherwise), sMAPE,
+coverage of [p10, p90] overall and by horizon (nominal 80 %), and wall times. The
+machine's load average is printed before and after each platform run.
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/accuracy.py --series 60
-    .venv/bin/python benchmarks/accuracy.py --candidates-each --output /tmp/m4-bench
-    .venv/bin/python benchmarks/accuracy.py --config /tmp/m4_variant.yaml
+    .venv/bin/python benchmarks/accuracy.py                         # every dataset, about an hour
+    .venv/bin/python benchmarks/accuracy.py --datasets m1-quarterly --series 60
+    .venv/bin/python benchmarks/accuracy.py --output /tmp/acc --combine   # print a finished run's tables
 
-``--output DIR`` keeps each run's platform folder under DIR/platform/<label> (emptied before
-the run, so a run never reuses stale checkpoints and its wall time is always measured);
-without it everything goes to a fresh temporary directory. The figures are written to
-DIR/accuracy.json. Runs can be split over processes (for example the selection in one,
-``--skip-selection --candidates-each`` in another, with different --output folders) and
-their tables merged afterwards with ``--combine A/accuracy.json B/accuracy.json``.
+``--output DIR`` keeps the runs and writes DIR/accuracy.json (each platform run starts from
+an empty folder, so its wall time is always measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,357 +55,301 @@ from forecasting.config import load_settings  # noqa: E402
 from forecasting.config.loader import deep_merge  # noqa: E402
 from forecasting.data.contract import quantile_label  # noqa: E402
 from forecasting.evaluation.losses import owa, score_panel  # noqa: E402
-from forecasting.orchestration.local import run_weekly  # noqa: E402
 
-DEFAULT_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "m4-weekly"
+SHARED = PROJECT_ROOT.parent / "shared" / "data"
 QUANTILES = [round(0.1 * i, 1) for i in range(1, 10)]
-PROTOCOL: dict[str, Any] = {
-    "freq": "W-SUN",
-    "horizon": 13,
-    "season_length": 52,
-    "quantiles": QUANTILES,
-    "as_of": "2017-12-31",
-}
-NAIVE2_SMAPE, NAIVE2_MASE = 9.161, 2.777  # the M4 evaluation sheet, Weekly
+LABELS = [quantile_label(q) for q in QUANTILES]
+MEDIAN3 = ("AutoETS", "AutoTheta", "AutoCES")
+NAIVE2_SMAPE, NAIVE2_MASE = 9.161, 2.777  # M4 evaluation sheet, Weekly
+WALMART_SERIES, WALMART_SEED = 500, 12345
 
-# Published figures on all 359 series (../shared/data/README.md). None = not published.
-PUBLISHED: list[dict[str, Any]] = [
-    {"method": "Naive2 (M4, OWA reference)", "smape": 9.161, "mase": 2.777, "owa": 1.000},
-    {"method": "SES (M4)", "smape": 9.012, "mase": 2.685, "owa": 0.975},
-    {"method": "Theta (M4)", "smape": 9.093, "mase": 2.637, "owa": 0.971},
-    {"method": "ES-RNN, Smyl (M4 winner)", "smape": 7.817, "mase": 2.356, "owa": 0.851},
-    {"method": "FFORMA (M4 2nd)", "smape": 7.625, "mase": 2.108, "owa": 0.796},
-    {"method": "Forecast Pro (best weekly OWA)", "smape": 6.582, "mase": 2.107, "owa": 0.739},
-    {"method": "statsforecast AutoARIMA", "mase": 2.34},
-    {"method": "statsforecast AutoETS", "mase": 2.55},
-    {"method": "seasonal naive (Chronos eval)", "mase": 2.7773, "wql": 0.0634},
-    {"method": "chronos-t5-large (Chronos eval)", "mase": 2.0191, "wql": 0.0369},
-]
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    freq: str
+    horizon: int
+    season_length: int
+    mase_lag: int  # 1 for weekly data (M4, Chronos, fev), the season length otherwise
+    load: Callable[[Path], tuple[pd.DataFrame, pd.DataFrame]]
+
+
+def _official(folder: str) -> Callable[[Path], tuple[pd.DataFrame, pd.DataFrame]]:
+    def load(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return pd.read_parquet(root / folder / "train.parquet"), pd.read_parquet(root / folder / "test.parquet")
+    return load
+
+
+def _walmart(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """500 store-departments with all 143 weeks (fixed seed); the last 13 weeks held out."""
+    sales = pd.read_parquet(root / "walmart" / "sales.parquet", columns=["unique_id", "ds", "y"])
+    counts = sales.groupby("unique_id").size()
+    complete = sorted(counts[counts == counts.max()].index)
+    chosen = set(np.random.default_rng(WALMART_SEED).choice(complete, WALMART_SERIES, replace=False))
+    sales = sales[sales["unique_id"].isin(chosen)].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    weeks = np.sort(sales["ds"].unique())
+    held_out = sales["ds"] >= weeks[-13]
+    return sales[~held_out].reset_index(drop=True), sales[held_out].reset_index(drop=True)
+
+
+DATASETS = {
+    "m4-weekly": Dataset("m4-weekly", "W-SUN", 13, 52, 1, _official("m4-weekly")),
+    "m1-monthly": Dataset("m1-monthly", "MS", 18, 12, 12, _official("m1-monthly")),
+    "m1-quarterly": Dataset("m1-quarterly", "QS", 8, 4, 4, _official("m1-quarterly")),
+    "walmart": Dataset("walmart", "W-FRI", 13, 52, 1, _walmart),
+}
 
 
 # --------------------------------------------------------------------------- data
-def _natural_order(ids: np.ndarray) -> list[str]:
-    """M4 ids W1 .. W359 in numeric order."""
-    return sorted(map(str, ids), key=lambda s: (len(s), s))
+def pick_series(ids: list[str], n: int | None) -> list[str]:
+    """``n`` series evenly spaced over the sorted ids (deterministic), or all of them."""
+    if n is None or n >= len(ids):
+        return ids
+    return [ids[i] for i in np.unique(np.linspace(0, len(ids) - 1, n).round().astype(int))]
 
 
-def pick_series(all_ids: list[str], n: int | None) -> list[str]:
-    """``n`` series evenly spaced over W1 .. W359 (deterministic), or all of them."""
-    if n is None or n >= len(all_ids):
-        return list(all_ids)
-    if n < 1:
-        raise SystemExit("--series must be at least 1")
-    positions = np.unique(np.linspace(0, len(all_ids) - 1, n).round().astype(int))
-    return [all_ids[i] for i in positions]
-
-
-def load_data(data_dir: Path, series: list[str] | None) -> dict[str, pd.DataFrame]:
-    frames = {name: pd.read_parquet(data_dir / f"{name}.parquet") for name in ("train", "test")}
-    for name in ("Naive2", "SES", "sNaive"):
-        frames[name] = pd.read_parquet(data_dir / f"reference_{name}.parquet")
-    if series is not None:
-        keep = set(series)
-        frames = {k: f[f["unique_id"].isin(keep)].reset_index(drop=True) for k, f in frames.items()}
-    test = frames["test"].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+def load_dataset(dataset: Dataset, root: Path, n: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = dataset.load(root)
+    keep = set(pick_series(sorted(map(str, test["unique_id"].unique())), n))
+    train = train[train["unique_id"].astype(str).isin(keep)].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    test = test[test["unique_id"].astype(str).isin(keep)].sort_values(["unique_id", "ds"]).reset_index(drop=True)
     test["step"] = test.groupby("unique_id").cumcount() + 1
-    frames["test"] = test
-    return frames
-
-
-def _point_as_quantiles(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """A point forecast used for every quantile (how point methods get a WQL)."""
-    out = frame[["unique_id", "ds"]].copy()
-    for q in QUANTILES:
-        out[quantile_label(q)] = frame[column].to_numpy()
-    return out
+    return train, test
 
 
 # --------------------------------------------------------------------------- scoring
-def score(frames: dict[str, pd.DataFrame], forecasts: pd.DataFrame) -> dict[str, Any]:
-    """score_panel plus OWA (published and recomputed Naive2) and per-quantile hit rates."""
-    scores = score_panel(frames["train"], frames["test"], forecasts, QUANTILES, "p50", seasonality=1)
-    naive2 = frames["naive2_scores"]
-    scores["owa"] = owa(scores["smape"], scores["mase"], NAIVE2_SMAPE, NAIVE2_MASE)
-    scores["owa_here"] = owa(scores["smape"], scores["mase"], naive2["smape"], naive2["mase"])
-    merged = frames["test"][["unique_id", "ds", "y"]].merge(forecasts, on=["unique_id", "ds"])
-    scores["share_below"] = {
-        quantile_label(q): float(np.mean(merged["y"] <= merged[quantile_label(q)])) for q in QUANTILES
-    }
-    return scores
+def score(dataset: Dataset, train: pd.DataFrame, test: pd.DataFrame, forecasts: pd.DataFrame) -> dict[str, Any]:
+    """score_panel plus coverage of [p10, p90] by horizon step."""
+    result = score_panel(train, test, forecasts, QUANTILES, "p50", seasonality=dataset.mase_lag)
+    merged = test[["unique_id", "ds", "y", "step"]].merge(forecasts[["unique_id", "ds", "p10", "p90"]], on=["unique_id", "ds"])
+    inside = (merged["y"] >= merged["p10"]) & (merged["y"] <= merged["p90"])
+    result["coverage_by_step"] = inside.groupby(merged["step"]).mean().round(3).tolist()
+    return result
 
 
-def reference_rows(frames: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
-    """The M4 benchmark forecasts and the last-value naive, scored on the chosen series."""
-    test = frames["test"]
-    rows = []
-    for name in ("Naive2", "SES", "sNaive"):
-        point = test[["unique_id", "ds", "step"]].merge(
-            frames[name], on=["unique_id", "step"], how="left", validate="one_to_one"
-        )
-        scored = score(frames, _point_as_quantiles(point, name))
-        rows.append({"method": f"{name} (M4 reference file)", **scored})
-    last = frames["train"].sort_values(["unique_id", "ds"]).groupby("unique_id")["y"].last()
-    point = test[["unique_id", "ds"]].assign(last=test["unique_id"].map(last).to_numpy())
-    rows.append({"method": "last value (naive, point as every q)", **score(frames, _point_as_quantiles(point, "last"))})
-    return rows
+def _sorted_quantiles(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame[LABELS] = np.sort(frame[LABELS].to_numpy(dtype=float), axis=1)
+    return frame
 
 
-def naive2_scores(frames: dict[str, pd.DataFrame]) -> dict[str, float]:
-    point = frames["test"][["unique_id", "ds", "step"]].merge(
-        frames["Naive2"], on=["unique_id", "step"], how="left", validate="one_to_one"
-    )
-    point = point.rename(columns={"Naive2": "p50"})[["unique_id", "ds", "p50"]]
-    return score_panel(frames["train"], frames["test"], point, [0.5], "p50", seasonality=1)
+# --------------------------------------------------------------------------- platform
+def run_platform(dataset: Dataset, train: pd.DataFrame, test: pd.DataFrame, config: Path | None,
+                 executor: str | None, folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The default run and, from its candidates.parquet, every candidate's own calibrated forecast."""
+    from forecasting.orchestration.local import run_weekly
 
-
-# --------------------------------------------------------------------------- platform runs
-def protocol_overrides(data_path: Path, root: Path, executor: str | None = None) -> dict[str, Any]:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    data = folder / "history.parquet"
+    train.to_parquet(data, index=False)
     overrides: dict[str, Any] = {
-        "data": {"path": str(data_path), "id_col": "unique_id", "time_col": "ds", "target_col": "y"},
-        "forecast": dict(PROTOCOL),
-        "output": {"root": str(root)},
+        "data": {"path": str(data), "id_col": "unique_id", "time_col": "ds", "target_col": "y"},
+        "forecast": {"freq": dataset.freq, "horizon": dataset.horizon, "season_length": dataset.season_length,
+                     "quantiles": QUANTILES, "as_of": str(pd.Timestamp(train["ds"].max()).date())},
+        "output": {"root": str(folder / "output")},
     }
     if executor:
         overrides["compute"] = {"executor": executor}
-    return overrides
-
-
-def run_platform(
-    label: str,
-    config: Path | None,
-    extra: dict[str, Any],
-    protocol: Callable[[Path], dict[str, Any]],
-    series: list[str] | None,
-    output: Path,
-    frames: dict[str, pd.DataFrame],
-) -> dict[str, Any]:
-    """One platform run through run_weekly, its published rows scored."""
-    root = output / "platform" / label
-    if root.exists():  # this benchmark's own scratch: never score a stale or checkpointed run
-        shutil.rmtree(root)
-    settings = load_settings(config, deep_merge(extra, protocol(root)))
-
-    print(f"[{time.strftime('%H:%M:%S')}] running {label} ...", file=sys.stderr, flush=True)
+    settings = load_settings(config, deep_merge({}, overrides))
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    summary = run_weekly(settings, series)
+    summary = run_weekly(settings)
     wall = time.perf_counter() - started
-    run_id = summary["run_id"]
-
     published = pd.read_parquet(summary["published"])
-    published = published[published["run_id"] == run_id]
-    expected = set(frames["test"]["unique_id"])
-    missing = sorted(expected - set(published["unique_id"]))
+    published = published[published["run_id"] == summary["run_id"]]
+    missing = sorted(set(test["unique_id"]) - set(published["unique_id"]))
     if missing:
-        ledger = pd.read_parquet(summary["ledger"]).set_index("unique_id")
-        reasons = ledger.loc[ledger.index.intersection(missing), ["status", "reason"]]
-        raise RuntimeError(f"{label}: {len(missing)} series not published:\n{reasons.to_string()}")
-    scored = score(frames, published)
-    ledger = pd.read_parquet(summary["ledger"])
-    candidates = [c.label for c in settings.models.candidates]
-    own = int((ledger["model"] == candidates[0]).sum()) if len(candidates) == 1 else None
-    print(f"[{time.strftime('%H:%M:%S')}] {label}: {wall:.0f} s", file=sys.stderr, flush=True)
-    return {
-        "method": label,
-        **scored,
-        "wall_seconds": round(wall, 1),
-        "own": own,
-        "counts": summary.get("counts", {}),
-        "winner_mix": summary.get("winner_mix", {}),
-        "run_dir": summary["run_dir"],
-        "candidates": candidates,
-        "history_cap_seasons": settings.models.max_history_seasons,
-        "ensemble_top_k": settings.selection.ensemble_top_k,
+        raise RuntimeError(f"{dataset.name}: {len(missing)} series not published, e.g. {missing[:5]}")
+    run_dir = Path(summary["run_dir"])
+    rows = [{"method": "platform default", **score(dataset, train, test, published), "wall_seconds": round(wall, 1)}]
+    candidates = pd.read_parquet(run_dir / "candidates.parquet")
+    dates = published[["unique_id", "horizon", "ds"]]
+    stand_in = candidates[candidates["candidate"] == "Naive"]
+    for label, part in candidates.groupby("candidate", sort=False):
+        own = part["unique_id"].nunique()
+        others = stand_in[~stand_in["unique_id"].isin(set(part["unique_id"]))]
+        frame = pd.concat([part, others]).merge(dates, on=["unique_id", "horizon"])
+        if frame["unique_id"].nunique() < test["unique_id"].nunique():
+            continue
+        rows.append({"method": f"platform: {label}", **score(dataset, train, test, frame),
+                     "note": f"own {own}/{test['unique_id'].nunique()}"})
+    info = {
+        "run_dir": str(run_dir), "wall_seconds": round(wall, 1), "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2), "counts": summary.get("counts", {}),
+        "winner_mix": summary.get("winner_mix", {}), "out_of_sample": summary.get("out_of_sample", {}),
+        "backtest_loss": summary.get("backtest_loss", {}), "timings": summary.get("timings_seconds", {}),
+        "backtest_coverage": summary.get("calibration", {}).get("coverage_by_candidate", {}).get("Ensemble"),
     }
+    return rows, info
+
+
+# --------------------------------------------------------------------------- bare statsforecast
+def bare_forecasts(dataset: Dataset, train: pd.DataFrame, names: list[str]) -> tuple[dict[str, pd.DataFrame], float]:
+    """Plain statsforecast on the whole history: every model's nine quantiles, and the wall time."""
+    from statsforecast import StatsForecast
+    from statsforecast.utils import ConformalIntervals
+
+    from forecasting.config.seasonality import season_lengths
+    from forecasting.models.catalog import model_class
+    from forecasting.training.plan import MIN_HISTORY_CAP
+
+    levels = [20, 40, 60, 80]
+    cap = max(MIN_HISTORY_CAP, 4 * max(dataset.season_length, *season_lengths(dataset.freq)))
+    out: dict[str, pd.DataFrame] = {}
+    started = time.perf_counter()
+    for name in names:
+        cls = model_class(name)
+        if cls.get_tag("multiple_seasonalities"):
+            continue
+        params = {**cls._defaults()} if hasattr(cls, "_defaults") else {}
+        if "season_length" in params or "season_length" in cls._param_names():
+            params["season_length"] = dataset.season_length
+        kwargs = {} if cls.get_tag("native_quantiles") else {"prediction_intervals": ConformalIntervals(h=dataset.horizon, n_windows=2)}
+        model = cls.sf_class(**params, **kwargs)
+        history = train.groupby("unique_id", sort=False).tail(cap) if cls.get_tag("expensive") else train
+        sf = StatsForecast(models=[model], freq=dataset.freq, n_jobs=2)
+        try:
+            predicted = sf.forecast(df=history, h=dataset.horizon, level=levels)
+        except Exception as exc:  # a baseline that cannot run on this data is reported, not fatal
+            print(f"  bare {name}: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
+            continue
+        alias = repr(model)
+        frame = predicted[["unique_id", "ds"]].copy()
+        for q, label in zip(QUANTILES, LABELS, strict=True):
+            level = int(round(abs(1 - 2 * q) * 100))
+            column = alias if q == 0.5 else f"{alias}-{'lo' if q < 0.5 else 'hi'}-{level}"
+            frame[label] = predicted[column].to_numpy()
+        out[name] = _sorted_quantiles(frame)
+    return out, time.perf_counter() - started
+
+
+def bare_rows(dataset: Dataset, train: pd.DataFrame, test: pd.DataFrame, names: list[str]) -> tuple[list[dict[str, Any]], float]:
+    forecasts, wall = bare_forecasts(dataset, train, names)
+    rows = []
+    for name, frame in forecasts.items():
+        if frame[LABELS].isna().any().any() or frame["unique_id"].nunique() < test["unique_id"].nunique():
+            rows.append({"method": f"bare {name}", "note": "no forecast for every series"})
+            continue
+        rows.append({"method": f"bare {name}", **score(dataset, train, test, frame)})
+    if all(name in forecasts for name in MEDIAN3):
+        stacked = np.stack([forecasts[name].sort_values(["unique_id", "ds"])[LABELS].to_numpy() for name in MEDIAN3])
+        median = forecasts[MEDIAN3[0]].sort_values(["unique_id", "ds"])[["unique_id", "ds"]].copy()
+        median[LABELS] = np.median(stacked, axis=0)
+        rows.append({"method": "bare Median3 (AutoETS, AutoTheta, AutoCES)", **score(dataset, train, test, _sorted_quantiles(median))})
+    return rows, wall
+
+
+def m4_reference_rows(dataset: Dataset, root: Path, train: pd.DataFrame, test: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for name in ("Naive2", "SES", "sNaive"):
+        reference = pd.read_parquet(root / "m4-weekly" / f"reference_{name}.parquet")
+        point = test[["unique_id", "ds", "step"]].merge(reference, on=["unique_id", "step"], how="left")
+        frame = point[["unique_id", "ds"]].copy()
+        for label in LABELS:
+            frame[label] = point[name].to_numpy()
+        rows.append({"method": f"M4 reference {name} (point as every quantile)", **score(dataset, train, test, frame)})
+    return rows
 
 
 # --------------------------------------------------------------------------- output
-_COLUMNS = [
-    ("method", "method", "{}"),
-    ("smape", "sMAPE", "{:.3f}"),
-    ("mase", "MASE", "{:.3f}"),
-    ("owa", "OWA", "{:.3f}"),
-    ("owa_here", "OWA*", "{:.3f}"),
-    ("wql", "WQL", "{:.4f}"),
-    ("sql", "SQL", "{:.3f}"),
-    ("coverage", "cov80", "{:.3f}"),
-    ("wall_seconds", "wall s", "{:.0f}"),
-    ("note", "note", "{}"),
-]
-
-
-def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
-    value = row.get(key)
-    if key == "note":
-        return value or ""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    return fmt.format(value)
+_COLUMNS = [("method", "method", "{}"), ("wql", "WQL", "{:.4f}"), ("mase", "MASE", "{:.3f}"), ("smape", "sMAPE", "{:.2f}"),
+            ("owa", "OWA", "{:.3f}"), ("coverage", "cov80", "{:.3f}"), ("wall_seconds", "wall s", "{:.0f}"), ("note", "note", "{}")]
 
 
 def format_table(title: str, rows: list[dict[str, Any]]) -> str:
-    cells = [[header for _, header, _ in _COLUMNS]]
-    cells += [[_cell(row, key, fmt) for key, _, fmt in _COLUMNS] for row in rows]
+    def cell(row: dict[str, Any], key: str, fmt: str) -> str:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "" if key == "note" else "-"
+        return fmt.format(value)
+
+    cells = [[header for _, header, _ in _COLUMNS]] + [[cell(r, k, f) for k, _, f in _COLUMNS] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(_COLUMNS))]
     lines = [title]
     for n, line in enumerate(cells):
-        text = "  ".join(
-            c.ljust(w) if i in (0, len(widths) - 1) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        )
-        lines.append(text.rstrip())
+        lines.append("  ".join(c.ljust(w) if i in (0, len(widths) - 1) else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip())
         if n == 0:
             lines.append("-" * len(lines[-1]))
     return "\n".join(lines)
 
 
-def _note(row: dict[str, Any], n_series: int) -> str:
-    parts = []
-    if row.get("own") is not None:
-        parts.append(f"own {row['own']}/{n_series}")
-    fallback = row.get("counts", {}).get("fallback")
-    if fallback:
-        parts.append(f"fallback {fallback}")
-    return ", ".join(parts)
-
-
-def print_report(figures: dict[str, Any]) -> None:
-    """The plain aligned tables (published rows, then everything computed on the series)."""
-    n2, n_series, rows = figures["naive2_recomputed"], figures["n_series"], figures["platform"]
+def print_dataset(result: dict[str, Any]) -> None:
+    info = result["platform_info"]
     print()
-    print(f"M4 Weekly, {n_series} series, horizon 13, quantiles 0.1..0.9, as of 2017-12-31, MASE m=1")
-    for setup in figures["setups"]:
-        print(f"config {setup['config'] or 'embedded defaults'}: candidates {', '.join(setup['candidates'])}; "
-              f"history cap {setup['history_cap_seasons']:g} seasons; ensemble top {setup['ensemble_top_k']}; "
-              f"backtest windows {setup['backtest_windows']}; executor {setup['executor']}")
-    print(f"Naive2 recomputed from reference_Naive2.parquet on these series: sMAPE {n2['smape']:.3f}, "
-          f"MASE {n2['mase']:.3f} (published on all 359: {NAIVE2_SMAPE}, {NAIVE2_MASE})")
-    print("OWA uses the published Naive2; OWA* the recomputed one on the same series. WQL of point "
-          "methods uses the point for every quantile. cov80: share of y in [p10, p90].")
-    print()
-    print(format_table("Published (all 359 series)", figures["published"]))
-    print()
-    print(format_table(f"Computed on these {n_series} series", [*figures["references"], *rows]))
-    for row in rows:
-        print()
-        print(f"{row['method']}: status {row['counts']}; winners {row['winner_mix']}")
-        print("  share of y <= quantile: " + "  ".join(f"{k} {v:.2f}" for k, v in row["share_below"].items()))
+    print(format_table(f"{result['dataset']}: {result['n_series']} series, horizon {result['horizon']}, "
+                       f"MASE lag {result['mase_lag']}, quantiles 0.1..0.9", result["rows"]))
+    default = next(r for r in result["rows"] if r["method"] == "platform default")
+    print(f"coverage of [p10, p90] by horizon step (platform default): {default['coverage_by_step']}")
+    print(f"platform: wall {info['wall_seconds']} s (load average {info['load_before']} before, {info['load_after']} "
+          f"after; bare statsforecast {result['bare_wall_seconds']:.0f} s); status {info['counts']}; "
+          f"models {info['winner_mix']}")
+    estimate = info.get("out_of_sample") or {}
+    if estimate:
+        loss = estimate["loss"]
+        print(f"out-of-sample estimate from the backtest (latest window, chosen on earlier ones; scaled quantile loss): "
+              f"selected {loss.get('selected', float('nan')):.3f}, ensemble {loss.get('Ensemble') or float('nan'):.3f}, "
+              f"naive {loss.get('Naive') or float('nan'):.3f}; in-sample winners "
+              f"{(info.get('backtest_loss') or {}).get('winner_mean_scaled_quantile_loss', float('nan')):.3f}")
 
 
-def combine(specs: list[str]) -> dict[str, Any]:
-    """Merge the platform rows of several accuracy.json files scored on the same series.
-
-    Each spec is ``PATH`` or ``TAG=PATH``; when the files come from different configs (or a
-    tag is given) each row's method is suffixed with ``[TAG]`` (default: the config's stem).
-    """
-    tagged = [spec.split("=", 1) if "=" in spec else [None, spec] for spec in specs]
-    parts = [json.loads(Path(path).read_text()) for _, path in tagged]
-    first = parts[0]
-    for (_, path), part in zip(tagged[1:], parts[1:], strict=True):
-        if part["series"] != first["series"]:
-            raise SystemExit(f"{path} was scored on other series than {tagged[0][1]}")
-    configs = [part["setups"][0]["config"] for part in parts]
-    label_rows = len(set(configs)) > 1 or any(tag for tag, _ in tagged)
-    rows = []
-    for (tag, _), part, config in zip(tagged, parts, configs, strict=True):
-        tag = tag or (Path(config).stem if config else "defaults")
-        for row in part["platform"]:
-            rows.append({**row, "method": f"{row['method']} [{tag}]"} if label_rows else row)
-    setups = [setup for part in parts for setup in part["setups"]]
-    unique_setups = [s for i, s in enumerate(setups) if s not in setups[:i]]
-    return {**first, "setups": unique_setups, "platform": rows}
+def run_dataset(dataset: Dataset, args: argparse.Namespace, output: Path) -> dict[str, Any]:
+    train, test = load_dataset(dataset, args.data_root, args.series)
+    print(f"[{time.strftime('%H:%M:%S')}] {dataset.name}: {train['unique_id'].nunique()} series ...", file=sys.stderr, flush=True)
+    rows, info = run_platform(dataset, train, test, args.config, args.executor, output / dataset.name)
+    base = load_settings(args.config, {})
+    names = [c.name for c in base.models.candidates if c.name in _builtin_names()]
+    bare, bare_wall = ([], 0.0) if args.skip_bare else bare_rows(dataset, train, test, names)
+    rows += bare
+    if dataset.name == "m4-weekly":
+        rows += m4_reference_rows(dataset, args.data_root, train, test)
+        for row in rows:
+            if "smape" in row:
+                row["owa"] = owa(row["smape"], row["mase"], NAIVE2_SMAPE, NAIVE2_MASE)
+    print(f"[{time.strftime('%H:%M:%S')}] {dataset.name}: platform {info['wall_seconds']} s, bare {bare_wall:.0f} s",
+          file=sys.stderr, flush=True)
+    return {"dataset": dataset.name, "n_series": int(test["unique_id"].nunique()), "horizon": dataset.horizon,
+            "mase_lag": dataset.mase_lag, "rows": rows, "platform_info": info, "bare_wall_seconds": bare_wall}
 
 
-def _stop_embedded_cluster() -> None:
-    """Stop the Dask cluster the platform may have started in this process."""
-    try:
-        from forecasting.orchestration.executors import shutdown_embedded_cluster
-    except ImportError:
-        return
-    shutdown_embedded_cluster()
+def _builtin_names() -> set[str]:
+    from forecasting.models.statsforecast_models import BUILTIN_MODELS
+
+    return set(BUILTIN_MODELS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="M4 Weekly folder (default ../shared/data/m4-weekly beside the project)")
-    parser.add_argument("--series", type=int, default=None,
-                        help="score N series evenly spaced over W1..W359 (default all 359)")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="platform YAML config (default: the embedded defaults); the benchmark "
-                             "protocol (data, forecast section, output root) overrides it")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="folder for the runs and accuracy.json (default: a fresh temp dir)")
-    parser.add_argument("--candidates-each", action="store_true",
-                        help="also score each single candidate run alone (no ensemble)")
-    parser.add_argument("--only", default=None,
-                        help="with --candidates-each: comma-separated candidate labels to run alone")
-    parser.add_argument("--skip-selection", action="store_true",
-                        help="do not run the per-series selection (only the single candidates)")
-    parser.add_argument("--executor", default=None,
-                        help="override compute.executor (e.g. serial or dask); default: the config's")
-    parser.add_argument("--combine", nargs="+", default=None, metavar="[TAG=]JSON",
-                        help="print the merged tables of earlier accuracy.json files; runs nothing")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, of {', '.join(DATASETS)}")
+    parser.add_argument("--series", type=int, default=None, help="N series per dataset, evenly spaced by id (default all)")
+    parser.add_argument("--config", type=Path, default=None, help="platform YAML (default: the embedded defaults)")
+    parser.add_argument("--executor", default=None, help="override compute.executor (serial or dask)")
+    parser.add_argument("--output", type=Path, default=None, help="folder for the runs and accuracy.json")
+    parser.add_argument("--data-root", type=Path, default=SHARED, help="the shared data folder")
+    parser.add_argument("--skip-bare", action="store_true", help="no bare statsforecast baselines")
+    parser.add_argument("--combine", action="store_true", help="print the tables of OUTPUT/accuracy.json; run nothing")
     args = parser.parse_args(argv)
-
-    if args.combine:
-        print_report(combine(args.combine))
-        return 0
-
-    data_dir = args.data_dir.resolve()
-    output = (args.output or Path(tempfile.mkdtemp(prefix="m4-accuracy-"))).resolve()
-    output.mkdir(parents=True, exist_ok=True)
-    all_ids = _natural_order(pd.read_parquet(data_dir / "test.parquet", columns=["unique_id"])["unique_id"].unique())
-    series = pick_series(all_ids, args.series)
-    subset = None if len(series) == len(all_ids) else series
-    frames = load_data(data_dir, subset)
-    frames["naive2_scores"] = naive2_scores(frames)
-    n_series = len(series)
-
-    def protocol(root: Path) -> dict[str, Any]:
-        return protocol_overrides(data_dir / "train.parquet", root, args.executor)
-
-    base = load_settings(args.config, protocol(output))
-    rows: list[dict[str, Any]] = []
-    try:
-        if not args.skip_selection:
-            row = run_platform("selection", args.config, {}, protocol, subset, output, frames)
-            top_k = base.selection.ensemble_top_k
-            row["method"] = f"platform: per-series selection{f' (+median ens. top {top_k})' if top_k >= 2 else ''}"
-            rows.append(row)
-        if args.candidates_each:
-            wanted = None if args.only is None else {s.strip() for s in args.only.split(",") if s.strip()}
-            for candidate in base.models.candidates:
-                if wanted is not None and candidate.label not in wanted:
-                    continue
-                extra = {"models": {"candidates": [candidate.model_dump()]}, "selection": {"ensemble_top_k": 0}}
-                row = run_platform(f"only-{candidate.label}", args.config, extra, protocol, subset, output, frames)
-                row["method"] = f"platform: always {candidate.label}"
-                rows.append(row)
-    finally:
-        _stop_embedded_cluster()
-    for row in rows:
-        row["note"] = _note(row, n_series)
-
-    figures = {
-        "n_series": n_series,
-        "series": series,
-        "protocol": PROTOCOL,
-        "setups": [{
-            "config": str(args.config) if args.config else None,
-            "candidates": [c.label for c in base.models.candidates],
-            "history_cap_seasons": base.models.max_history_seasons,
-            "ensemble_top_k": base.selection.ensemble_top_k,
-            "backtest_windows": base.backtest.n_windows,
-            "executor": getattr(base.compute, "executor", "serial"),
-        }],
-        "naive2_recomputed": frames["naive2_scores"],
-        "naive2_published": {"smape": NAIVE2_SMAPE, "mase": NAIVE2_MASE},
-        "published": PUBLISHED,
-        "references": reference_rows(frames),
-        "platform": rows,
-    }
-    print_report(figures)
+    output = (args.output or Path(tempfile.mkdtemp(prefix="accuracy-"))).resolve()
     path = output / "accuracy.json"
-    path.write_text(json.dumps(figures, indent=1, default=str))
+    if args.combine:
+        for result in json.loads(path.read_text())["datasets"]:
+            print_dataset(result)
+        return 0
+    results = []
+    try:
+        for name in [n.strip() for n in args.datasets.split(",") if n.strip()]:
+            results.append(run_dataset(DATASETS[name], args, output))
+            output.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"datasets": results, "config": str(args.config) if args.config else None},
+                                       indent=1, default=str))
+    finally:
+        from forecasting.orchestration.executors import shutdown_embedded_cluster
+
+        shutdown_embedded_cluster()
+    for result in results:
+        print_dataset(result)
     print(f"\nfigures: {path}")
     return 0
 

@@ -1,7 +1,7 @@
 """Isolation cost: the example plug-in fitted in-process vs in child processes, per series.
 
-The same ~200 demo series (horizon 13, season 52, two backtest windows, conformal
-quantiles) are trained by ``train_batch`` with ``SeasonalMovingAverage`` as the only
+The same ~200 demo series (horizon 13, season 52, the default backtest windows,
+calibrated quantiles) are trained by ``train_batch`` with ``SeasonalMovingAverage`` as the only
 candidate, batch by batch as a shard does: once in this process, and once isolated
 (one child process per batch, the production path) at a few batch sizes. The cost of
 isolation per series is (isolated - in-process) / series; the start of an empty child
@@ -28,8 +28,8 @@ from forecasting.data.validation import validate_history
 from forecasting.models.catalog import build_model
 from forecasting.models.sandbox import sandboxed
 from forecasting.orchestration.pipeline import min_backtest_length
-from forecasting.training.batch import train_batch
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
+from forecasting.training.selection_step import train_batch
 
 MODEL = "SeasonalMovingAverage"
 

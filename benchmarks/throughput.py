@@ -259,7 +259,7 @@ def phase_platform(spec: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
     from forecasting.config import load_settings
-    from forecasting.evaluation.selection import ENSEMBLE_LABEL
+    from forecasting.evaluation.procedure import ENSEMBLE
     from forecasting.models.catalog import build_model
     from forecasting.orchestration import executors
     from forecasting.orchestration.local import run_weekly
@@ -290,7 +290,7 @@ def phase_platform(spec: dict[str, Any]) -> dict[str, Any]:
     scores = pd.read_parquet(run_dir / "scores.parquet", columns=["unique_id", "candidate", "cutoff"])
     ledger = pd.read_parquet(run_dir / "ledger.parquet")
     lifecycle = pd.read_parquet(run_dir / "input" / "lifecycle.parquet", columns=["unique_id", "lifecycle", "n_obs"])
-    backtest_fits = scores[scores["candidate"] != ENSEMBLE_LABEL]
+    backtest_fits = scores[scores["candidate"] != ENSEMBLE]
     native = {c.label: bool(build_model(c.name, c.params, settings.season_length).get_tag("native_quantiles"))
               for c in (*settings.models.candidates,)}
     native.update({name: bool(build_model(name, {}, settings.season_length).get_tag("native_quantiles"))
@@ -299,13 +299,13 @@ def phase_platform(spec: dict[str, Any]) -> dict[str, Any]:
     members = ledger["ensemble_members"].fillna("").astype(str)
     refit_labels: list[str] = []
     for model, member_list in zip(models, members, strict=True):
-        if model == ENSEMBLE_LABEL:
-            refit_labels.extend(m for m in member_list.split(",") if m)
+        if model == ENSEMBLE:  # members with their weights: "A:0.6,B:0.4"
+            refit_labels.extend(m.split(":")[0] for m in member_list.split(",") if m)
         elif model:
             refit_labels.append(model)
     failures = ledger["failures"].fillna("").astype(str)
-    failed_attempts = int(sum(f.count("quality_gate:") + f.count("refit_failed:") for f in failures))
-    backtest_failures = int(sum(f.count(" backtest:") for f in failures))
+    failed_attempts = int(sum(f.count("quality_gate:") + f.count("no_forecast:") for f in failures))
+    backtest_failures = int(sum(f.count(" cutoff ") for f in failures))
     conformal_extra = 2 * (int((~backtest_fits["candidate"].map(native).fillna(True)).sum())
                            + sum(0 if native.get(label, True) else 1 for label in refit_labels))
     fits = len(backtest_fits) + len(refit_labels) + failed_attempts
@@ -392,12 +392,13 @@ def phase_breakdown(spec: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
     from statsforecast import StatsForecast
 
-    import forecasting.training.series as series_module
+    import forecasting.training.batch as batch_module
+    import forecasting.training.selection_step as selection_module
     from forecasting.config import load_settings
-    from forecasting.evaluation.selection import ENSEMBLE_LABEL
+    from forecasting.evaluation.procedure import ENSEMBLE
     from forecasting.models.statsforecast_models import StatsForecastModel
-    from forecasting.training.batch import train_batch
     from forecasting.training.plan import TrainingPlan
+    from forecasting.training.selection_step import train_batch
 
     panel = pd.read_parquet(spec["panel"])
     ids = sorted(panel["unique_id"].unique())[: int(spec["k"])]
@@ -405,7 +406,7 @@ def phase_breakdown(spec: dict[str, Any]) -> dict[str, Any]:
     smooth_models = [name for name, info in SF_MODELS.items() if "smooth" in info["demand"]]
     settings = load_settings(overrides={"compute": {"progress": False, "executor": "serial"}})
     plan = TrainingPlan.from_settings(settings)
-    lifecycle = pd.DataFrame({"unique_id": ids, "lifecycle": "smooth"})
+    lifecycle = pd.DataFrame({"unique_id": ids, "lifecycle": "smooth", "demand_class": "smooth"})
 
     # warm both paths on one series (first-call costs), then measure
     one = df[df["unique_id"] == ids[0]]
@@ -435,9 +436,9 @@ def phase_breakdown(spec: dict[str, Any]) -> dict[str, Any]:
                 calls[name] = calls.get(name, 0) + 1
         return wrapper
 
-    for name in ("_run_backtest", "_add_ensemble", "_rows", "_first_passing", "_refit", "forecast_quantiles", "_score"):
-        if hasattr(series_module, name):
-            setattr(series_module, name, timed(name, getattr(series_module, name)))
+    for module, names in ((selection_module, ("backtest_batch", "select_shard")), (batch_module, ("candidate_forecasts",))):
+        for name in names:
+            setattr(module, name, timed(name, getattr(module, name)))
     original_fit, original_predict = StatsForecastModel._fit, StatsForecastModel._predict
     StatsForecastModel._fit = timed("model._fit (statsforecast)", original_fit)
     StatsForecastModel._predict = timed("model._predict (statsforecast)", original_predict)
@@ -457,8 +458,8 @@ def phase_breakdown(spec: dict[str, Any]) -> dict[str, Any]:
         "platform_seconds": platform_total,
         "platform_clock": clock,
         "platform_calls": calls,
-        "platform_backtest_fits": int((result.scores["candidate"] != ENSEMBLE_LABEL).sum()),
-        "ensemble_winners": int((models == ENSEMBLE_LABEL).sum()),
+        "platform_backtest_fits": int((result.scores["candidate"] != ENSEMBLE).sum()),
+        "ensemble_winners": int((models == ENSEMBLE).sum()),
         "winner_mix": {str(k): int(v) for k, v in models.value_counts().items()},
     }
 
@@ -644,22 +645,19 @@ def breakdown(args: argparse.Namespace, panel: str, workdir: Path) -> dict[str, 
     print(f"bare statsforecast n_jobs=1, {len(r['bare_models'])} models: cross_validation {r['bare_cv_seconds']:.2f} s "
           f"+ forecast {r['bare_forecast_seconds']:.2f} s = {bare:.2f} s ({r['bare_fits']} fits)")
     print(f"platform train_batch, default settings: {total:.2f} s  (ratio {total / bare:.2f}); "
-          f"{r['platform_backtest_fits']} backtest fits, {r['ensemble_winners']} median-ensemble winners")
+          f"{r['platform_backtest_fits']} scored backtest forecasts, {r['ensemble_winners']} ensemble winners")
     rows = [
         ("statsforecast fit+predict inside the platform", model, n.get("model._fit (statsforecast)", 0)),
-        ("  forecast_quantiles (fit wrapper, all calls)", c.get("forecast_quantiles", 0.0), n.get("forecast_quantiles", 0)),
-        ("_run_backtest", c.get("_run_backtest", 0.0), n.get("_run_backtest", 0)),
-        ("_first_passing (refit winner + gate)", c.get("_first_passing", 0.0), n.get("_first_passing", 0)),
-        ("_add_ensemble", c.get("_add_ensemble", 0.0), n.get("_add_ensemble", 0)),
-        ("_rows (scores + backtest rows)", c.get("_rows", 0.0), n.get("_rows", 0)),
-        ("_score (all calls)", c.get("_score", 0.0), n.get("_score", 0)),
-        ("rest of train_batch (frames, ledger, wrappers)", total - c.get("_run_backtest", 0.0)
-         - c.get("_first_passing", 0.0) - c.get("_add_ensemble", 0.0) - c.get("_rows", 0.0), 0),
+        ("backtest_batch (raw forecasts, every origin)", c.get("backtest_batch", 0.0), n.get("backtest_batch", 0)),
+        ("  candidate_forecasts (one candidate, one series)", c.get("candidate_forecasts", 0.0),
+         n.get("candidate_forecasts", 0)),
+        ("select_shard (calibration, ensemble, selection, gate)", c.get("select_shard", 0.0), n.get("select_shard", 0)),
+        ("rest of train_batch", total - c.get("backtest_batch", 0.0) - c.get("select_shard", 0.0), 0),
     ]
     for name, seconds, calls in rows:
         print(f"  {name:<50} {seconds:>8.2f} s {100 * seconds / total:>5.1f} %  calls {calls}")
-    print(f"  wrapper overhead = forecast_quantiles - statsforecast = "
-          f"{c.get('forecast_quantiles', 0.0) - model:.2f} s per {n.get('forecast_quantiles', 0)} calls")
+    print(f"  wrapper overhead = candidate_forecasts - statsforecast = "
+          f"{c.get('candidate_forecasts', 0.0) - model:.2f} s per {n.get('candidate_forecasts', 0)} calls")
     return r
 
 

@@ -150,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         single = [c.model_dump() for c in configured if c.label == name]
         if not single:
             raise SystemExit(f"--singles: {name} is not a configured candidate")
-        alone = deep_merge(base, {"models": {"candidates": single}, "selection": {"ensemble_top_k": 0},
-                                  "ensemble": {"weighted": False}})
+        alone = deep_merge(base, {"models": {"candidates": single}, "ensemble": {"enabled": False}})
         runs.append((f"only {name}", alone))
         if name == "LightGBM":
             runs.append((f"only {name}+covariates", deep_merge(alone, with_x)))
