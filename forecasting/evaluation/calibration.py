@@ -69,6 +69,11 @@ class Calibrator:
         """Calibrated quantiles of raw forecasts ``(rows, horizon, n_quantiles)`` with ``spread`` (rows, horizon)."""
         return raw + spread[:, :, None] * self.offsets[None, :, :]
 
+    def for_horizon(self, horizon: int) -> Calibrator:
+        """The offsets of the first ``horizon`` steps; steps beyond the calibrated ones take the last step's."""
+        steps = np.minimum(np.arange(horizon), self.offsets.shape[0] - 1)
+        return Calibrator(self.quantiles, self.offsets[steps], self.n_scores[steps])
+
 
 def error_scale(raw: np.ndarray, quantiles: Sequence[float], scale: np.ndarray) -> np.ndarray:
     """Per row and step, the error scale a calibration divides by: (rows, horizon).
@@ -160,6 +165,17 @@ class BinnedCalibrator:
             rows = which == b
             out[rows] = calibrator.apply(raw[rows], spread[rows])
         return out
+
+    @classmethod
+    def from_description(cls, description: Sequence[dict], quantiles: Sequence[float]) -> BinnedCalibrator:
+        """The calibrator ``describe`` wrote (as read back from JSON)."""
+        edges = np.array([float(b["volatility_to"]) for b in description[:-1]], dtype=np.float64)
+        calibrators = tuple(Calibrator(tuple(quantiles), np.asarray(b["offsets"], dtype=np.float64),
+                                       np.asarray(b["n_scores"], dtype=np.int64)) for b in description)
+        return cls(edges, calibrators)
+
+    def for_horizon(self, horizon: int) -> BinnedCalibrator:
+        return BinnedCalibrator(self.edges, tuple(c.for_horizon(horizon) for c in self.calibrators))
 
     def describe(self) -> list[dict[str, object]]:
         """The bins as plain data: volatility range, scores per step and offsets (for the run folder)."""

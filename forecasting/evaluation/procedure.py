@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forecasting.evaluation.calibration import BinnedCalibrator, error_scale, fit_binned_calibrator
+from forecasting.evaluation.losses import scale_denominator
 from forecasting.evaluation.pooled_ensemble import combine_members, greedy_weights, mean_scaled_loss
 
 ENSEMBLE = "Ensemble"
@@ -88,10 +89,28 @@ def _filled(raw: np.ndarray, median_index: int) -> np.ndarray:
     return np.where(np.isfinite(raw), raw, raw[..., [median_index]])
 
 
+def origin_features(past: np.ndarray) -> tuple[float, bool, float]:
+    """What calibration needs to know of a history up to an origin: its scale (the MASE
+    denominator, m = 1), whether it has no negative value, and its relative volatility."""
+    scale = scale_denominator(past, m=1)
+    level = float(np.mean(np.abs(past))) if past.size else 0.0
+    return scale, bool(np.all(past >= 0)), scale / level if level > 0 else float("nan")
+
+
+def calibrate_rows(
+    raw: np.ndarray, calibrator: BinnedCalibrator, scale: np.ndarray, volatility: np.ndarray, nonneg: np.ndarray,
+    quantiles: Sequence[float],
+) -> np.ndarray:
+    """Raw forecasts (rows, h, nq) calibrated and made publishable; ``scale``, ``volatility`` and
+    ``nonneg`` per row (``origin_features`` of each row's history). Training and the registered
+    bundle calibrate with this one function."""
+    spread = error_scale(raw, quantiles, scale)
+    return publishable(calibrator.apply(_filled(raw, list(quantiles).index(0.5)), spread, volatility), nonneg)
+
+
 def fit_procedure(pool: Pool, available: Sequence[int], target: int, rounds: int, prior_rounds: float) -> Fitted:
     """Calibrators, ensemble weights and calibrated forecasts at ``target``, learned on ``available`` slots."""
     quantiles = pool.quantiles
-    median_index = quantiles.index(0.5)
     slots = [*available, target]
     learn = range(len(available))  # positions of the available slots in ``slots``
     actual = _rows(pool.actual[:, slots], learn)
@@ -99,8 +118,8 @@ def fit_procedure(pool: Pool, available: Sequence[int], target: int, rounds: int
     calibrated: dict[str, np.ndarray] = {}  # label -> (n, len(slots), h, nq), publishable
     calibrators: dict[str, BinnedCalibrator] = {}
     for c, label in enumerate(pool.labels):
-        raw = _filled(pool.raw[c][:, slots], median_index)
-        spread = _error_scales(pool.raw[c][:, slots], pool.spread[:, slots], quantiles)
+        raw = pool.raw[c][:, slots]
+        spread = _error_scales(raw, pool.spread[:, slots], quantiles)
         calibrators[label], calibrated[label] = _calibrate(raw, spread, volatility, actual, learn, pool, slots)
     members = [pool.labels[c] for c in pool.members]
     prior = [pool.labels[c] for c in pool.prior if c in pool.members]
@@ -118,13 +137,13 @@ def _calibrate(
     slots: Sequence[int],
 ) -> tuple[BinnedCalibrator, np.ndarray]:
     """A calibrator fitted on the ``learn`` slots of ``raw`` (n, slots, h, nq), and every slot calibrated."""
-    calibrator = fit_binned_calibrator(_rows(raw, learn), actual, _rows(spread, learn), _rows(volatility, learn),
-                                       pool.quantiles)
+    median_index = pool.quantiles.index(0.5)
+    calibrator = fit_binned_calibrator(_rows(_filled(raw, median_index), learn), actual, _rows(spread, learn),
+                                       _rows(volatility, learn), pool.quantiles)
     n, n_slots = raw.shape[:2]
-    flat = calibrator.apply(raw.reshape(n * n_slots, *raw.shape[2:]), spread.reshape(n * n_slots, -1),
-                            volatility.reshape(-1))
-    calibrated = publishable(flat.reshape(raw.shape), pool.nonneg[:, slots])
-    return calibrator, calibrated
+    flat = calibrate_rows(raw.reshape(n * n_slots, *raw.shape[2:]), calibrator, pool.spread[:, slots].reshape(-1),
+                          volatility.reshape(-1), pool.nonneg[:, slots].reshape(-1), pool.quantiles)
+    return calibrator, flat.reshape(raw.shape)
 
 
 def _ensemble(calibrated: dict[str, np.ndarray], weights: dict[str, float], shape: tuple[int, ...]) -> np.ndarray:

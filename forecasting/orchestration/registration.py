@@ -44,6 +44,20 @@ def training_groups(folder: RunFolder) -> dict[str, str]:
     return {str(u): training_group(folder.run_id, int(s)) for u, s in zip(lifecycle["unique_id"], lifecycle["shard"], strict=True)}
 
 
+def calibration_pools(folder: RunFolder) -> tuple[dict[str, str], dict[str, str]]:
+    """Series -> its calibration pool, and pool -> the calibrators training learned there (JSON text)."""
+    from forecasting.registry.bundle import training_group
+    from forecasting.registry.calibrated_members import pool_calibrations, series_pools
+    from forecasting.training.batch import demand_type
+
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "demand_class"])
+    demands = {str(u): demand_type(str(d)) for u, d in zip(lifecycle["unique_id"], lifecycle["demand_class"], strict=True)}
+    path = folder.output("pools")
+    pools = pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    calibration = pool_calibrations(pools, lambda shard: training_group(folder.run_id, shard))
+    return series_pools(training_groups(folder), demands), calibration
+
+
 def global_params(folder: RunFolder, shards: list[int]) -> dict[str, dict[str, dict[str, Any]]]:
     """Per training group and global candidate, the parameters it was fitted with (tuned ones included)."""
     from forecasting.registry.bundle import training_group
@@ -143,6 +157,7 @@ def register(run_dir: str | Path, operator: dict[str, Any] | None = None) -> dic
     if folder.output(SWITCHING).exists():
         decisions = pd.read_parquet(folder.output(SWITCHING))
         kept = decisions.loc[decisions["selection"] == "kept_by_margin"].set_index("unique_id")["previous_loss"].to_dict()
+    pools, calibration = calibration_pools(folder)
     record = RunRecord(
         manifest=manifest,
         settings=settings,
@@ -154,6 +169,8 @@ def register(run_dir: str | Path, operator: dict[str, Any] | None = None) -> dic
         backtest=pd.read_parquet(folder.output("backtest")),
         groups=training_groups(folder),
         global_params=global_params(folder, manifest["shards"]),
+        pools=pools,
+        calibration=calibration,
         previous_scores={str(k): float(v) for k, v in kept.items()},
         operator=_operator_choice(operator),
     )

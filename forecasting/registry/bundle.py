@@ -7,14 +7,19 @@ One bundle per pipeline run holds, as plain files (no pickle):
   (run and shard) whose panel its global models were fitted on;
 - ``history.parquet``: the validated history the run trained on (the default input);
 - ``bundle.json``: the run id, forecast origin, the run's settings, and the parameters each
-  group's global models were fitted with (tuned ones included).
+  group's global models were fitted with (tuned ones included);
+- ``calibration.json``: per calibration pool (a shard's series of one demand type, named in
+  the manifest's ``pool`` column), the calibrators training learned there.
 
 ``ForecastBundle`` is the pyfunc. It is logged as "models from code" (``bundle_model.py``),
 so the class itself is imported, never unpickled. ``predict`` takes series ids (and
 optionally their fresh history), refits each series' model as training did
-(``member_forecasts``: plug-ins in child processes, global models on their panel) and
+(``member_forecasts``: plug-ins in child processes, global models on their panel),
+calibrates it with its pool's calibrators as training did (``calibrated_members``) and
 returns its quantile forecasts; a series whose model fails, or that the manifest does not
-know, goes down the configured fallback chain.
+know, goes down the configured fallback chain. A series without a recorded pool (unknown
+to the manifest, or a bundle written before calibration was recorded) gets its members'
+own quantiles, with conformal ones for models without native quantiles.
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ from forecasting.config import Settings
 from forecasting.data.contract import STATUS_FALLBACK, STATUS_OK, quantile_label
 from forecasting.data.sharding import shard_of
 from forecasting.evaluation.quality import quality_gate
+from forecasting.registry.calibrated_members import PoolCalibration, calibrated_forecast
 from forecasting.registry.member_forecasts import MemberForecasts, Series, bundle_plan
 from forecasting.registry.series_model import SeriesModel
 
-WINNERS, HISTORY, META = "winners", "history", "bundle"
+WINNERS, HISTORY, META, CALIBRATION = "winners", "history", "bundle", "calibration"
 SCORE_COLUMNS = ("scaled_quantile_loss", "mase", "coverage")
-WINNER_COLUMNS = ["unique_id", "model", "ensemble_members", "status", "lifecycle", *SCORE_COLUMNS, "global_group"]
+WINNER_COLUMNS = ["unique_id", "model", "ensemble_members", "status", "lifecycle", *SCORE_COLUMNS, "global_group", "pool"]
 GlobalParams = dict[str, dict[str, dict[str, Any]]]  # group -> global label -> parameters
 
 
@@ -45,8 +51,9 @@ def training_group(run_id: str, shard: int) -> str:
     return f"{run_id}/shard-{int(shard):04d}"
 
 
-def winners_manifest(ledger: pd.DataFrame, leaderboard: pd.DataFrame, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Series -> the model that forecast it, its members and its mean backtest scores (and training group)."""
+def winners_manifest(ledger: pd.DataFrame, leaderboard: pd.DataFrame, groups: Mapping[str, str] | None = None,
+                     pools: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Series -> the model that forecast it, its members and its mean backtest scores (training group and pool)."""
     published = ledger[ledger["model"].fillna("") != ""].copy()
     board = leaderboard.rename(columns={"candidate": "model"})[["unique_id", "model", *SCORE_COLUMNS]]
     manifest = published.merge(board, on=["unique_id", "model"], how="left")
@@ -55,11 +62,13 @@ def winners_manifest(ledger: pd.DataFrame, leaderboard: pd.DataFrame, groups: Ma
             manifest[column] = np.nan if column in SCORE_COLUMNS else ""
     if groups is not None:
         manifest["global_group"] = manifest["unique_id"].astype(str).map(groups).fillna("")
+    if pools is not None:
+        manifest["pool"] = manifest["unique_id"].astype(str).map(pools).fillna("")
     return manifest[WINNER_COLUMNS].sort_values("unique_id").reset_index(drop=True)
 
 
 def write_bundle(folder: Path, run_id: str, as_of: str, settings: Settings, winners: pd.DataFrame, history: pd.DataFrame,
-                 global_params: GlobalParams | None = None) -> dict[str, str]:
+                 global_params: GlobalParams | None = None, calibration: Mapping[str, str] | None = None) -> dict[str, str]:
     """Write the bundle's artifact files; returns {artifact name: path} for ``log_model``."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}.parquet" for name in (WINNERS, HISTORY)}
@@ -69,6 +78,8 @@ def write_bundle(folder: Path, run_id: str, as_of: str, settings: Settings, winn
             "global_params": global_params or {}}
     paths[META] = folder / f"{META}.json"
     paths[META].write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    paths[CALIBRATION] = folder / f"{CALIBRATION}.json"
+    paths[CALIBRATION].write_text(json.dumps(dict(calibration or {}), sort_keys=True))
     return {name: str(path) for name, path in paths.items()}
 
 
@@ -84,8 +95,11 @@ class BundleForecaster:
     """Forecast series with a run's winners manifest (the logic behind the pyfunc)."""
 
     def __init__(self, settings: Settings, winners: pd.DataFrame, history: pd.DataFrame | None = None,
-                 global_params: GlobalParams | None = None, run_id: str = "", as_of: str = "") -> None:
+                 global_params: GlobalParams | None = None, run_id: str = "", as_of: str = "",
+                 calibration: Mapping[str, str] | None = None) -> None:
         self.settings = settings
+        self.calibration = dict(calibration or {})  # pool name -> its calibrators as JSON text
+        self._pools: dict[str, PoolCalibration] = {}
         self.winners = winners.assign(unique_id=winners["unique_id"].astype(str)).set_index("unique_id")
         self.history = history
         self.global_params = global_params or {}
@@ -94,6 +108,7 @@ class BundleForecaster:
     @classmethod
     def from_folder(cls, folder: Path) -> BundleForecaster:
         meta = json.loads((folder / f"{META}.json").read_text())
+        calibration = folder / f"{CALIBRATION}.json"
         return cls(
             Settings(**meta["settings"]),
             pd.read_parquet(folder / f"{WINNERS}.parquet"),
@@ -101,6 +116,7 @@ class BundleForecaster:
             meta.get("global_params", {}),
             str(meta.get("run_id", "")),
             str(meta.get("as_of", "")),
+            json.loads(calibration.read_text()) if calibration.exists() else None,
         )
 
     def model_of(self, unique_id: str) -> SeriesModel | None:
@@ -120,6 +136,17 @@ class BundleForecaster:
         # bundles written before groups were recorded: the shard under the run's layout
         return training_group(self.run_id, shard_of(unique_id, self.settings.compute.n_shards))
 
+    def pool_of(self, unique_id: str) -> PoolCalibration | None:
+        """The calibration of the series' pool (None: unknown series, or no calibration recorded)."""
+        if unique_id not in self.winners.index:
+            return None
+        name = str(self.winners.loc[unique_id].get("pool", "") or "")
+        if name not in self.calibration:
+            return None
+        if name not in self._pools:
+            self._pools[name] = PoolCalibration.from_json(self.calibration[name], self.settings.forecast.quantiles)
+        return self._pools[name]
+
     def _chain(self, unique_id: str) -> list[SeriesModel]:
         first = self.model_of(unique_id)
         chain = [first] if first is not None else []
@@ -135,24 +162,33 @@ class BundleForecaster:
         """
         series = series_arrays(history)
         plan, broken = bundle_plan(self.settings, horizon)
-        members = MemberForecasts(self.settings, plan, broken, series, self.group_of, self.global_params)
+        pools = {uid: self.pool_of(uid) for uid in series}
+        raw = MemberForecasts(self.settings, plan, broken, series, self.group_of, self.global_params, raw=True)
+        own = MemberForecasts(self.settings, plan, broken, series, self.group_of, self.global_params)
         chains = {uid: self._chain(uid) for uid in series}
         position = dict.fromkeys(series, 0)
         failures: dict[str, list[str]] = {uid: [] for uid in series}
         done: dict[str, tuple[SeriesModel, str, dict[float, np.ndarray]]] = {}
         pending = sorted(series)
         while pending:
-            wanted: dict[str, list[str]] = {}
-            for uid in pending:
-                for label in chains[uid][position[uid]].labels:
-                    wanted.setdefault(label, []).append(uid)
-            members.ensure(wanted)
+            for members, calibrated in ((raw, True), (own, False)):
+                wanted: dict[str, list[str]] = {}
+                for uid in pending:
+                    if (pools[uid] is not None) == calibrated:
+                        for label in chains[uid][position[uid]].labels:
+                            wanted.setdefault(label, []).append(uid)
+                members.ensure(wanted)
             still = []
             for uid in pending:
                 model = chains[uid][position[uid]]
                 y = series[uid][1]
+                pool = pools[uid]
                 try:
-                    forecast = model.combine({label: members.get(uid, label) for label in model.labels})
+                    if pool is not None:
+                        forecast = calibrated_forecast(model, lambda label, uid=uid: raw.get(uid, label), pool, y,
+                                                       plan.quantiles)
+                    else:
+                        forecast = model.combine({label: own.get(uid, label) for label in model.labels})
                     gate = quality_gate(forecast, y[-plan.history_cap:], plan.explosion_factor)
                     if gate.failure is not None:
                         raise ValueError(f"quality_gate {gate.failure}")

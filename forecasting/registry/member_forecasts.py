@@ -1,6 +1,8 @@
 """Forecast the candidates a bundle's series need, the way training fitted them.
 
-- Built-in local models: fitted in this process on each series (``training.fitting``).
+- Built-in local models: fitted in this process on each series (``training.fitting``): raw
+  (native quantiles or only a median, for ``calibrated_members``) or with conformal
+  quantiles where the model has no native ones.
 - Plug-ins: fitted in child processes, one per plug-in for all the series that need it,
   through the isolation runner training uses (``training.isolation.run_candidate``), so a
   plug-in that hangs or crashes costs those series that model, never the loading process.
@@ -8,7 +10,8 @@
   training group, with the run's tuned parameters, the real frequency and the configured
   covariates), then each series takes its own rows.
 
-Every (series, candidate) gets a forecast or the exception that prevented it.
+Every (series, candidate) gets a forecast or the exception that prevented it. Plug-ins and
+global models give raw forecasts in both modes (NaN for the quantiles they do not make).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from forecasting.config import Settings
 from forecasting.data.covariates import CovariateSpec, load_covariates
 from forecasting.models.base import HistoryTooShortError
 from forecasting.models.catalog import instantiate, is_builtin, model_class
-from forecasting.training.fitting import QuantileForecast, forecast_quantiles
+from forecasting.training.fitting import QuantileForecast, forecast_quantiles, raw_forecast
 from forecasting.training.isolation import isolated_forecast, run_candidate
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
 
@@ -82,8 +85,10 @@ class MemberForecasts:
     """
 
     def __init__(self, settings: Settings, plan: TrainingPlan, broken: Mapping[str, str], series: Series,
-                 group_of: Callable[[str], str | None], global_params: Mapping[str, Mapping[str, dict]]) -> None:
+                 group_of: Callable[[str], str | None], global_params: Mapping[str, Mapping[str, dict]],
+                 raw: bool = False) -> None:
         self.settings, self.plan, self.broken, self.series = settings, plan, dict(broken), series
+        self.raw = raw
         self.group_of, self.global_params = group_of, global_params
         self.by_label = {c.label: c for c in (*plan.fallbacks, *plan.candidates)}  # a candidate wins a clash
         self.values: dict[tuple[str, str], Outcome] = {}
@@ -121,6 +126,9 @@ class MemberForecasts:
     def _local(self, candidate: Candidate, y: np.ndarray) -> Outcome:
         plan = self.plan
         try:
+            if self.raw:
+                return raw_forecast(candidate.model, y, plan.horizon, plan.quantiles, plan.fit_time_limit,
+                                    plan.capped_history(candidate), candidate.label)
             return forecast_quantiles(candidate.model, y, plan.horizon, plan.quantiles, plan.conformal_windows,
                                       plan.fit_time_limit, plan.capped_history(candidate), candidate.label)
         except Exception as exc:
@@ -158,7 +166,10 @@ class MemberForecasts:
                 if part is None or len(part) != self.plan.horizon:
                     self.values[(uid, candidate.label)] = HistoryTooShortError(f"no {candidate.label} forecast for {uid}")
                 else:
-                    self.values[(uid, candidate.label)] = {q: part[q].to_numpy(dtype=np.float64) for q in self.plan.quantiles}
+                    self.values[(uid, candidate.label)] = {
+                        q: part[q].to_numpy(dtype=np.float64) if q in part else np.full(len(part), np.nan)
+                        for q in self.plan.quantiles
+                    }
 
     def _fit_panel(self, candidate: Candidate, ids: list[str], params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         settings = self.settings

@@ -64,6 +64,8 @@ class RunRecord:
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)
     groups: dict[str, str] = field(default_factory=dict)  # series -> training group (global models' panel)
     global_params: GlobalParams = field(default_factory=dict)
+    pools: dict[str, str] = field(default_factory=dict)  # series -> calibration pool
+    calibration: dict[str, str] = field(default_factory=dict)  # pool -> its calibrators (JSON text)
     previous_scores: dict[str, float] = field(default_factory=dict)  # series kept by the switching margin -> loss
     operator: OperatorChoice = field(default_factory=OperatorChoice)
 
@@ -116,13 +118,13 @@ def load_bundle(settings: Settings, version: str, folder: Path) -> BundleForecas
 
 
 def _with_champion_series(client: Any, record: RunRecord, winners: pd.DataFrame, history: pd.DataFrame
-                          ) -> tuple[pd.DataFrame, pd.DataFrame, GlobalParams]:
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, GlobalParams, dict[str, str]]:
     """A run over a subset of series carries the champion's other series over, so that every
     version's bundle covers the whole panel (the champion's entries for the subset are replaced)."""
     name = record.settings.registry.model_name
     version = operator.alias_version(client, name, CHAMPION)
     if not version:
-        return winners, history, record.global_params
+        return winners, history, record.global_params, record.calibration
     with tempfile.TemporaryDirectory() as tmp:
         local = download_verified(client, name, version, Path(tmp)) / "artifacts"
         old = BundleForecaster.from_folder(local)
@@ -135,12 +137,12 @@ def _with_champion_series(client: Any, record: RunRecord, winners: pd.DataFrame,
     merged = pd.concat([keep_winners, winners], ignore_index=True).sort_values("unique_id").reset_index(drop=True)
     params = {**old.global_params, **record.global_params}
     histories = [keep_history, history[["unique_id", "ds", "y"]]] if keep_history is not None else [history]
-    return merged, pd.concat(histories, ignore_index=True), params
+    return merged, pd.concat(histories, ignore_index=True), params, {**old.calibration, **record.calibration}
 
 
 def bundle_winners(record: RunRecord) -> pd.DataFrame:
     """The run's winners manifest; series kept by the switching margin score as the model they kept."""
-    winners = winners_manifest(record.ledger, record.leaderboard, record.groups)
+    winners = winners_manifest(record.ledger, record.leaderboard, record.groups, record.pools)
     kept = winners["unique_id"].astype(str).map(record.previous_scores)
     if kept.notna().any():
         winners.loc[kept.notna(), "scaled_quantile_loss"] = kept[kept.notna()]
@@ -149,11 +151,11 @@ def bundle_winners(record: RunRecord) -> pd.DataFrame:
 
 
 def _save_bundle(folder: Path, record: RunRecord, client: Any) -> Path:
-    winners, history, params = bundle_winners(record), record.history, record.global_params
+    winners, history, params, calibration = bundle_winners(record), record.history, record.global_params, record.calibration
     if record.manifest.get("series_subset"):
-        winners, history, params = _with_champion_series(client, record, winners, history)
+        winners, history, params, calibration = _with_champion_series(client, record, winners, history)
     files = write_bundle(folder / "files", record.run_id, str(record.manifest["as_of"]), record.settings,
-                         winners, history, params)
+                         winners, history, params, calibration)
     target = folder / BUNDLE_PATH
     with warnings.catch_warnings():
         # an input example would make MLflow run a forecast at save time; the signature says it all

@@ -41,6 +41,7 @@ from forecasting.evaluation.procedure import (
     Pool,
     choose,
     forward_evidence,
+    origin_features,
     out_of_sample,
 )
 from forecasting.evaluation.quality import quality_gate
@@ -127,11 +128,7 @@ def _pool(series: list[_Series], raw: pd.DataFrame, labels: list[str], plan: Tra
         for w in plan.windows(s.y.size):
             ends[(s.y.size - h - w.train_end) // plan.step + 1] = w.train_end
         for slot, end in ends.items():
-            past = s.y[:end]
-            spread[i, slot] = scale_denominator(past, m=1)
-            nonneg[i, slot] = bool(np.all(past >= 0))
-            level = float(np.mean(np.abs(past)))
-            volatility[i, slot] = spread[i, slot] / level if level > 0 else np.nan
+            spread[i, slot], nonneg[i, slot], volatility[i, slot] = origin_features(s.y[:end])
             if slot > 0:
                 actual[i, slot] = s.y[end : end + h]
     # The ensemble's members: the candidates meant for the pool's demand type that forecast any of its series.

@@ -4,6 +4,7 @@ the real calendar and the covariates."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -66,15 +67,22 @@ def test_a_global_lightgbm_winner_is_refitted_on_its_panel_as_backtested(tmp_pat
     covariates = load_covariates(covariate_spec(settings), ids, "W-FRI", 5)
     trained = train_global(history, dict.fromkeys(ids, "smooth"), plan, "W-FRI", covariates)
     winners = pd.DataFrame({"unique_id": ids, "model": "LightGBM", "ensemble_members": "", "status": "ok",
-                            "global_group": "run/shard-0000"})
+                            "global_group": "run/shard-0000", "pool": "run/shard-0000/smooth"})
     fitted = {"run/shard-0000": {"LightGBM": trained.info["LightGBM"]["params"]}}
-    bundle = BundleForecaster(settings, winners, history, fitted)
+    # LightGBM forecasts its median; the pool's calibrator puts p10 / p90 one series scale below / above it
+    offsets = [[-1.0, 0.0, 1.0]] * 5
+    one_bin = [{"bin": 0, "volatility_from": -np.inf, "volatility_to": np.inf, "n_scores": [50] * 5, "offsets": offsets}]
+    calibration = {"run/shard-0000/smooth": json.dumps({"LightGBM": one_bin, "Naive": one_bin})}
+    bundle = BundleForecaster(settings, winners, history, fitted, calibration=calibration)
 
     rows = bundle.forecast(history, 5)
 
     for uid in ids:
         y = history.loc[history["unique_id"] == uid, "y"].to_numpy(float)
-        expected = quality_gate(trained.outcomes[uid]["LightGBM"][y.size], y, plan.explosion_factor).quantiles
+        median = trained.outcomes[uid]["LightGBM"][y.size][0.5]
+        scale = np.abs(np.diff(y)).mean()
+        band = {0.1: median - scale, 0.5: median, 0.9: median + scale}
+        expected = quality_gate({q: np.maximum(v, 0.0) for q, v in band.items()}, y, plan.explosion_factor).quantiles
         own = rows[rows["unique_id"] == uid]
         assert set(own["model"]) == {"LightGBM"} and set(own["status"]) == {"ok"}
         last = history.loc[history["unique_id"] == uid, "ds"].max()
