@@ -120,15 +120,6 @@ def shard_batches(run_dir: str, shard: int) -> list[BatchTask]:
     return [(str(run_dir), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
 
 
-def _previous_winners(folder: RunFolder, series: list[str]) -> dict[str, str]:
-    """The champion's model per series, written by prepare_run when a switching margin is set."""
-    path = folder.input("previous_winners")
-    if not path.exists():
-        return {}
-    frame = pd.read_parquet(path, columns=["unique_id", "model"], filters=[("unique_id", "in", series)])
-    return dict(zip(frame["unique_id"].astype(str), frame["model"].astype(str), strict=True))
-
-
 def train_series_batch(
     run_dir: str, shard: int, batch: int, series: list[str], on_series_done: Callable[[], None] | None = None
 ) -> dict[str, Any]:
@@ -175,8 +166,7 @@ def complete_shard(run_dir: str, shard: int) -> dict[str, Any]:
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     ids = sorted(history["unique_id"].unique())
     lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
-    result = select_shard(raw, history, lifecycle, _plan(str(run_dir)), settings.forecast.freq,
-                          _previous_winners(folder, ids), shard)
+    result = select_shard(raw, history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, shard=shard)
     for name in RESULT_FRAMES:
         write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")
     counts = {"n_series": len(result.ledger), "n_batches": len(tasks), **_layout(settings)}

@@ -45,7 +45,6 @@ from forecasting.evaluation.procedure import (
     out_of_sample,
 )
 from forecasting.evaluation.quality import quality_gate
-from forecasting.evaluation.selection import keep_previous
 from forecasting.evaluation.weighted_ensemble import format_weights
 from forecasting.evaluation.windows import window_lag
 from forecasting.training.batch import (
@@ -183,11 +182,9 @@ def select_shard(
     lifecycle: pd.DataFrame,
     plan: TrainingPlan,
     freq: str,
-    previous_winners: Mapping[str, str] | None = None,
     shard: int = 0,
 ) -> ShardResult:
     """Calibrate, combine, select and gate every series of a shard from its raw forecasts."""
-    previous_winners = previous_winners or {}
     info = lifecycle.set_index(ID)
     notes = raw.notes.set_index(ID) if not raw.notes.empty else pd.DataFrame(columns=["failures", "cost_skipped"])
     by_demand: dict[str, list[_Series]] = {}
@@ -201,7 +198,7 @@ def select_shard(
         demand = demand_type(str(info.at[uid, "demand_class"]))
         by_demand.setdefault(demand, []).append(_Series(uid, ds, y, cycle, demand))
     labels = [c.label for c in models_of(plan)]
-    parts = [_select_pool(series, raw.raw, labels, plan, freq, previous_winners, notes, shard) for series in by_demand.values()]
+    parts = [_select_pool(series, raw.raw, labels, plan, freq, notes, shard) for series in by_demand.values()]
     result = ShardResult.concat(parts) if parts else _empty(plan)
     if ledgers:
         result.ledger = pd.concat([result.ledger, pd.DataFrame(ledgers)], ignore_index=True)
@@ -218,7 +215,6 @@ def _select_pool(
     labels: list[str],
     plan: TrainingPlan,
     freq: str,
-    previous_winners: Mapping[str, str],
     notes: pd.DataFrame,
     shard: int,
 ) -> ShardResult:
@@ -238,12 +234,6 @@ def _select_pool(
     for i, s in enumerate(series):
         choice, selection = chosen[i], _describe_choice(i, chosen[i], evidence, slots)
         means = _mean_losses(evidence, i, [ENSEMBLE, *singles])
-        ranking = [label for label in _chain(i, choice, evidence, singles, [], has_ensemble) if label in means]
-        kept, margin_note = keep_previous(ranking, means, previous_winners.get(s.uid), plan.switching_margin)
-        if kept and kept[0] != choice and margin_note == "kept_by_margin":
-            choice, selection = kept[0], "kept_by_margin"
-        elif margin_note == "switched":
-            selection = f"switched; {selection}"
         ledger, forecast = _gate(i, s, choice, evidence, singles, fallbacks, has_ensemble, plan)
         scored = max(int(np.isfinite(losses[i]).sum()) for losses in evidence.losses.values())
         ledger.update(selection=selection, n_windows=scored, n_candidates=len(means),
@@ -396,9 +386,8 @@ def train_batch(
     lifecycle: pd.DataFrame,
     plan: TrainingPlan,
     freq: str,
-    previous_winners: Mapping[str, str] | None = None,
     precomputed: Mapping[str, SeriesOutcomes] | None = None,
 ) -> ShardResult:
     """Both steps in this process for a small panel, as one shard: backtest, then choose."""
     raw = backtest_batch(history, lifecycle, plan, precomputed)
-    return select_shard(raw, history, lifecycle, plan, freq, previous_winners)
+    return select_shard(raw, history, lifecycle, plan, freq)

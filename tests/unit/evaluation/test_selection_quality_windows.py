@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 from forecasting.evaluation.quality import quality_gate
-from forecasting.evaluation.selection import (
-    ENSEMBLE_LABEL,
-    median_ensemble,
-    rank_candidates,
-    top_k_members,
-)
+from forecasting.evaluation.selection import median_ensemble, rank_candidates
 from forecasting.evaluation.windows import Window, backtest_span, backtest_windows
 
 # --- windows ------------------------------------------------------------------------
@@ -84,24 +79,6 @@ def test_rank_candidates_excludes_non_finite() -> None:
     assert rank_candidates(losses, list(losses)) == ["b", "a"]
     assert rank_candidates({"nan": float("nan")}, ["nan"]) == []
     assert rank_candidates({}, []) == []
-
-
-@pytest.mark.parametrize(
-    ("ranking", "k", "members"),
-    [
-        (["a", "b", "c"], 2, ["a", "b"]),
-        (["a", "b", "c"], 3, ["a", "b", "c"]),
-        (["a", "b", "c"], 5, ["a", "b", "c"]),
-        (["a", ENSEMBLE_LABEL, "b", "c"], 2, ["a", "b"]),  # never its own member
-        (["a", "b", "c"], 1, []),
-        (["a", "b", "c"], 0, []),
-        (["a"], 3, []),
-        (["a", ENSEMBLE_LABEL], 2, []),
-        ([], 2, []),
-    ],
-)
-def test_top_k_members(ranking: list[str], k: int, members: list[str]) -> None:
-    assert top_k_members(ranking, k) == members
 
 
 def test_median_ensemble_is_quantile_wise_median() -> None:
