@@ -4,59 +4,65 @@ One synthetic weekly panel (``generate_demo_panel(n_series=N, n_periods=156)``, 
 N = 2,000) runs
 
 (a) through the platform: ``forecasting.orchestration.local.run_weekly`` with the default
-    settings (default candidates, 2 backtest windows of 13 weeks, conformal quantiles,
-    median ensemble, quality gate, ledger, publish) except the output root (a temp dir)
-    and progress (off); executor dask = the embedded LocalCluster, one single-threaded
-    worker process per core;
+    settings except the output root (a temp dir) and progress (off): the default candidates,
+    up to 6 backtest windows of 13 weeks per series (each keeping half of the history), raw
+    forecasts of every candidate at every origin (expensive models fitted at the earliest
+    cutoff and moved forward, the baselines computed for a whole batch with array
+    operations), split-conformal calibration of every candidate on the pooled residuals, the
+    pooled ensemble, forward-only selection, the quality gate, ledger, registry, publish and
+    report. Executor dask = the embedded LocalCluster, one single-threaded worker process per
+    core;
 (b) through bare statsforecast: ``StatsForecast(models=[the same candidates with the same
-    parameters], freq="W-SUN", n_jobs=<cores>)`` ``.cross_validation(df, h=13, n_windows=2,
-    step_size=13, level=[80])`` plus ``.forecast(df, h=13, level=[80])``. Models without
-    native intervals get ``prediction_intervals=ConformalIntervals(h=13, n_windows=2)``.
-    "bare, all models" runs every candidate on every series it can take (what a user of
-    statsforecast would run); "bare, routed" runs the same model routing as the platform
-    (continuous models + baselines on smooth series, intermittent models + baselines on
-    intermittent ones, by the platform's own lifecycle classes): the same work, so its
-    ratio isolates the platform's overhead.
+    parameters], freq="W-SUN", n_jobs=<cores>)`` ``.cross_validation(df, h=13, n_windows=6,
+    step_size=13, level=[80])`` plus ``.forecast(df, h=13, level=[80])``: the same windows,
+    every model refitted at every cutoff. Models without native intervals get
+    ``prediction_intervals=ConformalIntervals(h=13, n_windows=2)`` (the closest bare
+    statsforecast has to the platform's calibration, which needs no extra fits). "bare, all
+    models" runs every candidate on every series it can take (what a user of statsforecast
+    would run); "bare, routed" runs the same model routing as the platform (continuous
+    models + baselines on smooth series, intermittent models + baselines on intermittent
+    ones, by the platform's own lifecycle classes): the same work, so its ratio isolates
+    what the platform does differently. Bare does no calibration, ensemble or selection.
 
 Every measurement runs in a fresh child process of this script (so each starts from a
 bare interpreter); this process samples the RSS (and PSS) of that child and all its
 descendants every 0.2 s. Wall time is measured inside the child around the work itself
 (for the platform: run_weekly, which includes reading the input, starting the cluster,
-finalize and publish; for bare: reading the same Parquet file, cross_validation,
-forecast). Both children run with OMP/MKL/OPENBLAS_NUM_THREADS=1 (what Dask sets for its
-workers anyway).
+finalize, registry, publish and report; for bare: reading the same Parquet file,
+cross_validation, forecast). Both children run with OMP/MKL/OPENBLAS_NUM_THREADS=1 (what
+Dask sets for its workers anyway). The machine's load average is printed with every table:
+on a shared machine wall time says little without it, CPU time less so.
 
-Model fits are counted from what each side actually did: platform = backtest fits (rows
-of the run's scores.parquet, one per series x candidate x window, the median ensemble
-excluded) + refits (one per published series, one per member when the median ensemble
-won, plus failed fallback attempts); bare = series x models x (windows + 1). "fits incl.
-conformal" adds the refits that conformal calibration does inside every fit of a model
-without native intervals (2 per fit on both sides).
+Forecasts are counted from what each side produced: platform = raw forecasts (one per
+series x candidate x origin, the future included, read from the batches' raw files; a
+moved-forward forecast counts like a fit); bare = series x models x (windows + 1). "fits
+incl. conformal" adds the refits that bare's conformal intervals do inside every fit of a
+model without native intervals (2 per fit); the platform calibrates without refits.
 
-The scaling table runs the platform alone on panels of --sizes series with a cheaper
-candidate set (--scaling-candidates) and reports the peak RSS of each Dask worker process
-(sampled per process; the max over workers), to show that a worker's memory depends on
-its batch, not on the panel size.
+The scaling table runs the platform alone on panels of --sizes series (default candidates
+unless --scaling-candidates names others) and reports wall time, the peak RSS of the main
+process and of each Dask worker process (sampled per process), to show that a worker's
+memory depends on its batch, not on the panel size.
 
-Bytecode: this environment sets PYTHONDONTWRITEBYTECODE=1 and the venv holds no .pyc files,
-so every fresh process compiles statsforecast, statsmodels, scipy, dask ... from source (about
-6 s of CPU per process, on top of the imports themselves), and every spawned Dask worker pays
-it inside the platform's wall time. By default the children therefore use a bytecode cache
-(PYTHONPYCACHEPREFIX in the work dir, warmed by an unmeasured run first), as a venv installed
-with ``uv sync --compile-bytecode`` (or any Python allowed to write __pycache__) would;
-``--cold-bytecode`` measures the environment exactly as it is. The import-time probe line
-shows the difference.
+Bytecode: where PYTHONDONTWRITEBYTECODE=1 and the venv holds no .pyc files, every fresh
+process compiles statsforecast, statsmodels, scipy, dask ... from source (about 6 s of CPU
+per process), and every spawned Dask worker pays it inside the platform's wall time. By
+default the children therefore use a bytecode cache (PYTHONPYCACHEPREFIX in the work dir,
+warmed by an unmeasured run first), as a venv installed with ``uv sync --compile-bytecode``
+(what ``make setup`` does) has anyway; ``--cold-bytecode`` measures the environment exactly
+as it is. The import-time probe line shows the difference.
 
 ``--breakdown K`` adds a single-process, single-core comparison on K smooth series (no Dask,
 no files): bare statsforecast (n_jobs=1) against the platform's train_batch, with the
-platform's time split into model fits (statsforecast itself), the backtest, refits of the
-winner, and the rest (wrappers, scoring, ensemble, gate, frames).
+platform's time split into statsforecast itself, the raw backtest (``backtest_batch``) and
+the selection step (``select_shard``). ``benchmarks/shard_profile.py`` splits one shard's
+CPU time per candidate.
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/throughput.py                       # 2,000 series, everything
+    .venv/bin/python benchmarks/throughput.py                       # 2,000 series, then 1,000 and 10,000 alone
     .venv/bin/python benchmarks/throughput.py --series 40 --sizes 40,80 --output-json /tmp/t.json
-    .venv/bin/python benchmarks/throughput.py --series 1000 --skip-scaling --breakdown 40
+    .venv/bin/python benchmarks/throughput.py --series 300 --bare routed --skip-smooth --skip-scaling
 """
 
 from __future__ import annotations
@@ -81,10 +87,10 @@ if str(PROJECT_ROOT) not in sys.path:  # runnable as a plain script from anywher
 FREQ = "W-SUN"
 HORIZON = 13
 SEASON = 52
-N_WINDOWS = 2
+N_WINDOWS = 6  # backtest.n_windows of the default settings
 LEVEL = 80
 N_PERIODS = 156
-DEFAULT_SCALING_CANDIDATES = "AutoTheta,SeasonalNaive,Naive,HistoricAverage,WindowAverage,CrostonOptimized"
+DEFAULT_SCALING_CANDIDATES = ""  # the default candidates
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 # The default candidates as statsforecast constructors with the platform's parameters
@@ -103,9 +109,10 @@ SF_MODELS: dict[str, dict[str, Any]] = {
     "IMAPA": {"params": {}, "native": False, "demand": ("intermittent",)},
     "TSB": {"params": {"alpha_d": 0.2, "alpha_p": 0.2}, "native": False, "demand": ("intermittent",)},
 }
-# Bare statsforecast with conformal intervals needs (windows + 1) * h + 1 observations for
-# cross_validation (2 conformal windows of h on the shortest training cut of n - 2h).
-BARE_MIN_LENGTH = 2 * HORIZON + 2 * HORIZON + 1
+CONFORMAL_WINDOWS = 2
+# Bare statsforecast with conformal intervals needs N_WINDOWS * h + CONFORMAL_WINDOWS * h + 1
+# observations for cross_validation (2 conformal windows of h on the shortest training cut of n - 6h).
+BARE_MIN_LENGTH = N_WINDOWS * HORIZON + CONFORMAL_WINDOWS * HORIZON + 1
 
 
 def cpu_seconds() -> float:
@@ -214,6 +221,7 @@ def run_phase(spec: dict[str, Any], workdir: Path, label: str, env: dict[str, st
         return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
     cpu_before, busy_before = tree_cpu(), busy_core_seconds()
+    load_before = os.getloadavg()
     started = time.perf_counter()
     # its own process group, so that an interrupted benchmark takes the whole tree down with it
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--phase", str(spec_path)], env=env,
@@ -239,6 +247,8 @@ def run_phase(spec: dict[str, Any], workdir: Path, label: str, env: dict[str, st
         peak_rss_main=sampler.peak_rss_by_pid.get(proc.pid, 0),
         memory_samples=sampler.n_samples,
         process_cpu_seconds=own_cpu,
+        load_average_before=load_before,  # 1, 5, 15 minutes, as uptime prints them
+        load_average_after=os.getloadavg(),
         # core-seconds other programs used while this phase ran (this script's own tree excluded)
         foreign_core_seconds=max(0.0, busy - own_cpu),
         foreign_cores=max(0.0, busy - own_cpu) / process_wall,
@@ -259,8 +269,6 @@ def phase_platform(spec: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
     from forecasting.config import load_settings
-    from forecasting.evaluation.procedure import ENSEMBLE
-    from forecasting.models.catalog import build_model
     from forecasting.orchestration import executors
     from forecasting.orchestration.local import run_weekly
 
@@ -287,45 +295,30 @@ def phase_platform(spec: dict[str, Any]) -> dict[str, Any]:
     cpu = cpu_seconds() - cpu_started
 
     run_dir = Path(summary["run_dir"])
-    scores = pd.read_parquet(run_dir / "scores.parquet", columns=["unique_id", "candidate", "cutoff"])
     ledger = pd.read_parquet(run_dir / "ledger.parquet")
     lifecycle = pd.read_parquet(run_dir / "input" / "lifecycle.parquet", columns=["unique_id", "lifecycle", "n_obs"])
-    backtest_fits = scores[scores["candidate"] != ENSEMBLE]
-    native = {c.label: bool(build_model(c.name, c.params, settings.season_length).get_tag("native_quantiles"))
-              for c in (*settings.models.candidates,)}
-    native.update({name: bool(build_model(name, {}, settings.season_length).get_tag("native_quantiles"))
-                   for name in settings.models.fallback})
-    models = ledger["model"].fillna("").astype(str)
-    members = ledger["ensemble_members"].fillna("").astype(str)
-    refit_labels: list[str] = []
-    for model, member_list in zip(models, members, strict=True):
-        if model == ENSEMBLE:  # members with their weights: "A:0.6,B:0.4"
-            refit_labels.extend(m.split(":")[0] for m in member_list.split(",") if m)
-        elif model:
-            refit_labels.append(model)
+    # every raw forecast (series x candidate x origin, the future included) of every batch
+    raw_keys = [pd.read_parquet(path, columns=["unique_id", "candidate", "step"])
+                for path in sorted((run_dir / "shards").glob("shard-*/batches/batch-*/raw.parquet"))]
+    raw = pd.concat(raw_keys, ignore_index=True) if raw_keys else pd.DataFrame(columns=["unique_id", "candidate", "step"])
+    forecasts = raw[raw["step"] == 1]
     failures = ledger["failures"].fillna("").astype(str)
-    failed_attempts = int(sum(f.count("quality_gate:") + f.count("no_forecast:") for f in failures))
     backtest_failures = int(sum(f.count(" cutoff ") for f in failures))
-    conformal_extra = 2 * (int((~backtest_fits["candidate"].map(native).fillna(True)).sum())
-                           + sum(0 if native.get(label, True) else 1 for label in refit_labels))
-    fits = len(backtest_fits) + len(refit_labels) + failed_attempts
+    fits = len(forecasts)
     return {
         "side": "platform",
         "wall_seconds": wall,
         "cpu_seconds": cpu,
         "timings_seconds": summary.get("timings_seconds", {}),
         "n_series": int(len(ledger)),
-        "n_backtested": int(backtest_fits["unique_id"].nunique()),
+        "n_backtested": int(forecasts["unique_id"].nunique()),
         "lifecycle_counts": {str(k): int(v) for k, v in lifecycle["lifecycle"].value_counts().items()},
         "status_counts": summary.get("counts", {}),
         "winner_mix": summary.get("winner_mix", {}),
         "fits": int(fits),
-        "fits_backtest": int(len(backtest_fits)),
-        "fits_refit": int(len(refit_labels)),
-        "fits_failed_attempts": failed_attempts,
         "backtest_failures": backtest_failures,
-        "fits_incl_conformal": int(fits + conformal_extra),
-        "fits_by_candidate": {str(k): int(v) for k, v in backtest_fits["candidate"].value_counts().items()},
+        "fits_incl_conformal": int(fits),  # calibration needs no refits
+        "fits_by_candidate": {str(k): int(v) for k, v in forecasts["candidate"].value_counts().items()},
         "n_workers": len(worker_pids),
         "worker_pids": worker_pids,
         "run_dir": str(run_dir),
@@ -340,7 +333,7 @@ def _sf_models(names: list[str]) -> list[Any]:
     models = []
     for name in names:
         info = SF_MODELS[name]
-        extra = {} if info["native"] else {"prediction_intervals": ConformalIntervals(h=HORIZON, n_windows=N_WINDOWS)}
+        extra = {} if info["native"] else {"prediction_intervals": ConformalIntervals(h=HORIZON, n_windows=CONFORMAL_WINDOWS)}
         models.append(getattr(sfm, name)(**info["params"], **extra))
     return models
 
@@ -369,7 +362,8 @@ def phase_bare(spec: dict[str, Any]) -> dict[str, Any]:
         n_series += k
         per_model = k * (N_WINDOWS + 1)
         fits += per_model * len(group["models"])
-        fits_conformal += sum(per_model * (1 if SF_MODELS[m]["native"] else 1 + N_WINDOWS) for m in group["models"])
+        fits_conformal += sum(per_model * (1 if SF_MODELS[m]["native"] else 1 + CONFORMAL_WINDOWS)
+                              for m in group["models"])
     wall = time.perf_counter() - started
     return {
         "side": "bare",
@@ -560,10 +554,13 @@ def print_comparison(title: str, rows: list[dict[str, Any]], notes: list[str]) -
         print("platform phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items())
               + f"; {platform['n_batches']} batches on {platform['n_workers']} workers")
     print(f"platform lifecycle: {platform['lifecycle_counts']}; status: {platform['status_counts']}")
-    print(f"platform fits: backtest {platform['fits_backtest']} + refits {platform['fits_refit']} "
-          f"+ failed fallback attempts {platform['fits_failed_attempts']}; "
-          f"backtest failures {platform['backtest_failures']}; per candidate {platform['fits_by_candidate']}")
+    print(f"platform raw forecasts (series x candidate x origin): {platform['fits']}; "
+          f"failed origins {platform['backtest_failures']}; per candidate {platform['fits_by_candidate']}")
     print(f"platform winner mix: {platform['winner_mix']}")
+    for r in rows:
+        print(f"load average (1, 5, 15 min) before / after {r['label']}: "
+              f"{', '.join(f'{v:.2f}' for v in r['load_average_before'])} / "
+              f"{', '.join(f'{v:.2f}' for v in r['load_average_after'])}")
     for note in notes:
         print(f"note: {note}")
 
@@ -578,7 +575,7 @@ def comparison(name: str, panel: str, lengths: Any, args: argparse.Namespace, wo
     excluded: dict[str, int] = {}
     if not args.skip_bare:
         lifecycle = Path(platform["run_dir"]) / "input" / "lifecycle.parquet"
-        for routed in (False, True):
+        for routed in {"both": (False, True), "all": (False,), "routed": (True,)}[args.bare]:
             groups, excluded = bare_groups(lifecycle, lengths, routed)
             tag = "routed" if routed else "all"
             bare = run_phase({"kind": "bare", "panel": panel, "n_jobs": cores, "groups": groups},
@@ -591,15 +588,19 @@ def comparison(name: str, panel: str, lengths: Any, args: argparse.Namespace, wo
         f"({excluded.get('too_short_for_bare', 0)} of {excluded.get('platform_backtested', 0)} too short for bare "
         "cross_validation with conformal intervals)" if excluded else "bare skipped",
         "wall = the work inside a fresh process (platform: run_weekly incl. reading the input, cluster start, "
-        "finalize, publish; bare: read the Parquet file, cross_validation + forecast incl. its process pool)",
+        "finalize, registry, publish, report; bare: read the Parquet file, cross_validation + forecast incl. its "
+        "process pool)",
         "peak RSS sums every process of the tree; bare statsforecast forks its pool, so shared pages count twice "
         "in RSS (PSS splits them); Dask workers are spawned (no sharing)",
-        "intervals: the platform gives quantiles 0.1/0.5/0.9 (native 80 % intervals for Auto*/SeasonalNaive/Naive/"
-        "HistoricAverage, its own split-conformal from 2 refits for the others); bare gives level 80 natively and "
-        "via ConformalIntervals(h=13, n_windows=2) (the same conformal_distribution method, 2 refits per fit)",
-        "platform extras that bare does not do: validation, lifecycle, a scaled-quantile-loss leaderboard, the "
-        "median-of-top-3 ensemble (its members are refit when it wins), the quality gate, per-fit time limits, "
-        "per-batch Parquet checkpoints, ledger and publishing",
+        "intervals: the platform gives quantiles 0.1/0.5/0.9, every candidate's raw forecast calibrated by "
+        "split-conformal on the pool's backtest residuals (no refits); bare gives level 80 natively and via "
+        "ConformalIntervals(h=13, n_windows=2) (2 refits per fit) for the models without native intervals",
+        f"windows: both sides {N_WINDOWS} of 13 weeks where the history allows; the platform fits Auto* once at the "
+        "earliest cutoff and moves it forward (a refit where the moved forecast explodes), bare refits every model "
+        "at every cutoff",
+        "platform extras that bare does not do: validation, lifecycle, calibration, the pooled ensemble, "
+        "forward-only selection and its out-of-sample estimate, the quality gate, per-fit time limits, "
+        "per-batch Parquet checkpoints, ledger, registry, publishing and the report",
         "CPU s = user + system time of the measured work and every process it started (platform: incl. the Dask "
         "workers' start-up and imports; bare: its pool); it does not depend on other load the way wall time does. "
         "'other load' = cores used by other programs on average while the phase ran (0 = a quiet machine)",
@@ -618,7 +619,7 @@ def scaling(args: argparse.Namespace, workdir: Path, cores: int) -> list[dict[st
         result = run_phase({"kind": "platform", "panel": panels["full"], "output_root": str(workdir / f"out-scale-{size}"),
                             "candidates": candidates}, workdir, f"scale-{size}", args.env)
         results.append(result)
-    print(f"\n=== scaling: platform only, candidates {','.join(candidates)}, {cores} cores ===")
+    print(f"\n=== scaling: platform only, candidates {','.join(candidates) or 'default'}, {cores} cores ===")
     header = (f"{'series':>7} {'wall s':>8} {'series/s':>9} {'fits':>7} {'fits/s':>8} {'batches':>8} "
               f"{'CPU s':>7} {'peak RSS total MiB':>19} {'main MiB':>9} {'max worker MiB':>15} {'per worker MiB':>16} "
               f"{'other load':>10}")
@@ -630,6 +631,10 @@ def scaling(args: argparse.Namespace, workdir: Path, cores: int) -> list[dict[st
               f"{r['fits'] / r['wall_seconds']:>8.1f} {r['n_batches']:>8} {r['cpu_seconds']:>7.1f} "
               f"{mib(r['peak_rss_total']):>19} {mib(r['peak_rss_main']):>9} {mib(r.get('peak_rss_worker_max', 0)):>15} "
               f"{per_worker:>16} {r['foreign_cores']:>7.2f} cr")
+    for r in results:
+        print(f"load average (1, 5, 15 min) before / after {r['n_series']} series: "
+              f"{', '.join(f'{v:.2f}' for v in r['load_average_before'])} / "
+              f"{', '.join(f'{v:.2f}' for v in r['load_average_after'])}")
     print("note: 'main' = the process that calls run_weekly (prepare, finalize, publish hold the whole panel "
           "there); workers hold one batch at a time")
     return results
@@ -664,14 +669,16 @@ def breakdown(args: argparse.Namespace, panel: str, workdir: Path) -> dict[str, 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=2000, help="series in the comparison panel (default 2000)")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[250, 500, 1000, 2000],
-                        help="panel sizes of the scaling table (default 250,500,1000,2000)")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[1000, 10000],
+                        help="panel sizes of the scaling table (default 1000,10000)")
     parser.add_argument("--skip-bare", action="store_true", help="no bare statsforecast runs")
+    parser.add_argument("--bare", choices=("both", "all", "routed"), default="both",
+                        help="which bare runs: every model on every series, the platform's routing, or both")
     parser.add_argument("--skip-scaling", action="store_true", help="no scaling table")
     parser.add_argument("--skip-smooth", action="store_true",
                         help="no second comparison on the smooth + seasonal kinds of the panel")
     parser.add_argument("--scaling-candidates", default=DEFAULT_SCALING_CANDIDATES,
-                        help=f"candidates of the scaling table (default {DEFAULT_SCALING_CANDIDATES})")
+                        help="candidates of the scaling table, comma-separated (default: the default candidates)")
     parser.add_argument("--output-json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--workdir", type=Path, help="keep panels and run folders here (default: a temp dir)")
     parser.add_argument("--cold-bytecode", action="store_true",

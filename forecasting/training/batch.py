@@ -22,6 +22,7 @@ import pandas as pd
 from forecasting.data.contract import ID, TARGET, TIME, quantile_label
 from forecasting.data.lifecycle import ENDED
 from forecasting.evaluation.losses import scale_denominator
+from forecasting.models import array_baselines
 from forecasting.training.backtest import (
     QuantileForecast,
     candidate_forecasts,
@@ -109,9 +110,13 @@ def _first_window_error(forecast: QuantileForecast, y: np.ndarray, end: int, hor
 
 
 def backtest_series(
-    unique_id: str, y: np.ndarray, demand: str, plan: TrainingPlan, outcomes: SeriesOutcomes
+    unique_id: str, y: np.ndarray, demand: str, plan: TrainingPlan, outcomes: SeriesOutcomes,
+    vectorised: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, dict[int, QuantileForecast]], list[str], list[str]]:
-    """Raw forecasts per candidate label and history length; the failures and cost-skipped labels."""
+    """Raw forecasts per candidate label and history length; the failures and cost-skipped labels.
+
+    ``vectorised``: labels whose forecasts are already in ``outcomes`` (``vectorised_outcomes``).
+    """
     ends = [w.train_end for w in plan.windows(y.size)]
     forecasts: dict[str, dict[int, QuantileForecast]] = {}
     failures: list[str] = []
@@ -124,12 +129,12 @@ def backtest_series(
             continue
         lengths = [e for e in ends if plan.eligible(candidate, demand, e)]
         if racing and candidate.expensive and lengths and cheap_errors:
-            first, _ = _run(candidate, y, lengths[:1], plan, outcomes, future=False)
+            first, _ = _run(candidate, y, lengths[:1], plan, outcomes, future=False, vectorised=vectorised)
             error = _first_window_error(first[lengths[0]], y, lengths[0], plan.horizon) if first else np.inf
             if error > min(cheap_errors) * (1.0 + plan.skip_expensive_margin):
                 skipped.append(candidate.label)
                 continue
-        found, failed = _run(candidate, y, lengths, plan, outcomes)
+        found, failed = _run(candidate, y, lengths, plan, outcomes, vectorised=vectorised)
         if racing and not candidate.expensive and lengths and lengths[0] in found:
             cheap_errors.append(_first_window_error(found[lengths[0]], y, lengths[0], plan.horizon))
         for length, message in failed.items():
@@ -144,15 +149,50 @@ def backtest_series(
 
 def _run(
     candidate: Candidate, y: np.ndarray, lengths: list[int], plan: TrainingPlan, outcomes: SeriesOutcomes,
-    future: bool = True,
+    future: bool = True, vectorised: frozenset[str] = frozenset(),
 ) -> tuple[dict[int, QuantileForecast], dict[int, str]]:
     """Raw forecasts of ``candidate`` at the cutoffs ``lengths``, and for the future if ``future``."""
-    if candidate.precomputed:
+    if candidate.precomputed or candidate.label in vectorised:
         return _precomputed(outcomes, candidate, [*lengths, y.size] if future else lengths, plan.quantiles)
     return candidate_forecasts(
         candidate.model, y, lengths, plan.horizon, plan.quantiles, plan.capped_history(candidate),
         plan.move_forward, plan.fit_time_limit, candidate.label, future,
     )
+
+
+def vectorised_candidates(plan: TrainingPlan) -> list[Candidate]:
+    """The in-process candidates computed for a whole batch at once (``models.array_baselines``)."""
+    return [c for c in models_of(plan)
+            if not c.precomputed and plan.capped_history(c) is None and array_baselines.supports(c.model)]
+
+
+def vectorised_outcomes(
+    plan: TrainingPlan, series: Mapping[str, tuple[np.ndarray, str]]
+) -> tuple[dict[str, SeriesOutcomes], frozenset[str]]:
+    """Raw forecasts of the vectorised candidates for every series (y, demand type) at every origin.
+
+    The same origins as the per-series path: each backtest cutoff the candidate is eligible at,
+    and the future. Per series and label, by history length, like a precomputed candidate's.
+    """
+    candidates = vectorised_candidates(plan)
+    found: dict[str, SeriesOutcomes] = {uid: {} for uid in series}
+    if not candidates:
+        return found, frozenset()
+    ids = list(series)
+    ys = [series[uid][0] for uid in ids]
+    ends = [[w.train_end for w in plan.windows(y.size)] for y in ys]
+    for candidate in candidates:
+        pairs = []
+        for i, uid in enumerate(ids):
+            y, demand = series[uid]
+            if plan.eligible(candidate, demand, y.size):
+                pairs.extend((i, end) for end in [*ends[i], y.size] if end == y.size or plan.eligible(candidate, demand, end))
+        if not pairs:
+            continue
+        values = array_baselines.batch_forecasts(candidate.model, ys, pairs, plan.horizon, plan.quantiles)
+        for k, (i, end) in enumerate(pairs):
+            found[ids[i]].setdefault(candidate.label, {})[end] = {q: values[q][k] for q in plan.quantiles}
+    return found, frozenset(c.label for c in candidates)
 
 
 def backtest_batch(
@@ -174,12 +214,16 @@ def backtest_batch(
     for uid, outcomes in (precomputed or {}).items():
         if uid in isolated:
             isolated[uid].update(outcomes)
+    # Cheap baselines for the whole batch at once, with array operations (the same forecasts).
+    arrays, vectorised = vectorised_outcomes(plan, {uid: (y, demands[uid]) for uid, (_, y) in active.items()})
+    for uid, outcomes in arrays.items():
+        isolated.setdefault(uid, {}).update(outcomes)
     labels = [quantile_label(q) for q in plan.quantiles]
     columns: dict[str, list] = {c: [] for c in raw_columns(plan.quantiles)}
     notes = []
     steps = np.arange(1, plan.horizon + 1)
     for uid, (_, y) in active.items():
-        forecasts, failures, skipped = backtest_series(uid, y, demands[uid], plan, isolated.get(uid, {}))
+        forecasts, failures, skipped = backtest_series(uid, y, demands[uid], plan, isolated.get(uid, {}), vectorised)
         for label, by_length in forecasts.items():
             for length, forecast in by_length.items():
                 columns[ID].extend([uid] * plan.horizon)

@@ -243,11 +243,11 @@ def _select_pool(
                       cost_skipped=str(notes["cost_skipped"].get(s.uid, "") or ""))
         ledgers.append(ledger)
         if forecast is not None:
-            forecasts.append(_forecast_rows(s, forecast, ledger, freq, plan))
+            forecasts.append((s, forecast, ledger))
     shown = [*labels, ENSEMBLE] if has_ensemble else labels
     scores, backtest = _evidence_rows(series, evidence, shown, plan)
     return ShardResult(
-        forecasts=pd.concat(forecasts, ignore_index=True) if forecasts else pd.DataFrame(),
+        forecasts=_forecast_rows(forecasts, freq, plan) if forecasts else pd.DataFrame(),
         ledger=pd.DataFrame(ledgers),
         scores=scores,
         backtest=backtest,
@@ -300,47 +300,72 @@ def _gate(
     return ledger, None
 
 
-def _forecast_rows(s: _Series, forecast: dict[float, np.ndarray], ledger: dict, freq: str, plan: TrainingPlan) -> pd.DataFrame:
+def _forecast_rows(
+    chosen: list[tuple[_Series, dict[float, np.ndarray], dict]], freq: str, plan: TrainingPlan
+) -> pd.DataFrame:
+    """The published rows of a pool's series (``chosen``: series, forecast, ledger entry), in one frame."""
+    h = plan.horizon
+    future: dict[pd.Timestamp, pd.DatetimeIndex] = {}  # the series of a run share their origin: one date range each
+    dates = []
+    for s, _, _ in chosen:
+        origin = pd.Timestamp(s.ds[-1])
+        if origin not in future:
+            future[origin] = pd.date_range(origin, periods=h + 1, freq=freq)[1:]
+        dates.append(future[origin])
     frame = pd.DataFrame({
-        ID: s.uid,
-        "ds": pd.date_range(pd.Timestamp(s.ds[-1]), periods=plan.horizon + 1, freq=freq)[1:],
-        "horizon": np.arange(1, plan.horizon + 1, dtype=np.int64),
+        ID: np.repeat(np.array([s.uid for s, _, _ in chosen], dtype=object), h),
+        "ds": dates[0].append(dates[1:]) if len(dates) > 1 else dates[0],
+        "horizon": np.tile(np.arange(1, h + 1, dtype=np.int64), len(chosen)),
     })
     for q in plan.quantiles:
-        frame[quantile_label(q)] = forecast[q]
-    frame["model"] = ledger["model"]
-    frame["status"] = ledger["status"]
+        frame[quantile_label(q)] = np.concatenate([np.asarray(forecast[q], dtype=np.float64) for _, forecast, _ in chosen])
+    frame["model"] = np.repeat(np.array([ledger["model"] for _, _, ledger in chosen], dtype=object), h)
+    frame["status"] = np.repeat(np.array([ledger["status"] for _, _, ledger in chosen], dtype=object), h)
     return frame
 
 
 def _evidence_rows(series: list[_Series], evidence: Evidence, labels: list[str], plan: TrainingPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-window scores and backtest forecasts of every scored (series, label, window)."""
+    """Per-window scores and backtest forecasts of every scored (series, label, window).
+
+    Rows in the order series, window (oldest first), label; built with array operations over
+    the whole pool (one frame per kind, not one per row).
+    """
     h, lower, upper = plan.horizon, 0, len(plan.quantiles) - 1
     names = [quantile_label(q) for q in plan.quantiles]
-    scores, backtest = [], []
+    median = plan.quantiles.index(0.5)
+    index, slots, scales, actuals, dates, cutoffs = [], [], [], [], [], []
     for i, s in enumerate(series):
         ends = {(s.y.size - h - w.train_end) // plan.step + 1: w.train_end for w in plan.windows(s.y.size)}
         for slot, end in sorted(ends.items(), reverse=True):
-            actual = s.y[end : end + h]
-            scale = scale_denominator(s.y[:end], m=1)
-            for label in labels:
-                values = evidence.forecasts[label][i, slot]
-                if not np.isfinite(values).all() or not np.isfinite(evidence.losses[label][i, slot]):
-                    continue
-                cutoff = s.ds[end - 1]
-                covered = (actual >= values[:, lower]) & (actual <= values[:, upper])
-                scores.append({ID: s.uid, "candidate": label, "cutoff": cutoff,
-                               "scaled_quantile_loss": float(evidence.losses[label][i, slot]),
-                               "mase": float(np.mean(np.abs(actual - values[:, plan.quantiles.index(0.5)])) / scale),
-                               "coverage": float(covered.mean()) if upper > lower else np.nan})
-                frame = pd.DataFrame(values, columns=names)
-                frame.insert(0, "y", actual)
-                frame.insert(0, "ds", s.ds[end : end + h])
-                frame.insert(0, "cutoff", cutoff)
-                frame.insert(0, "candidate", label)
-                frame.insert(0, ID, s.uid)
-                backtest.append(frame)
-    return pd.DataFrame(scores), (pd.concat(backtest, ignore_index=True) if backtest else pd.DataFrame())
+            index.append(i)
+            slots.append(slot)
+            scales.append(scale_denominator(s.y[:end], m=1))
+            actuals.append(s.y[end : end + h])
+            dates.append(s.ds[end : end + h])
+            cutoffs.append(s.ds[end - 1 : end])
+    if not index or not labels:
+        return pd.DataFrame(), pd.DataFrame()
+    rows, where = np.asarray(index), np.asarray(slots)
+    values = np.stack([evidence.forecasts[label][rows, where] for label in labels], axis=1)  # (R, L, h, nq)
+    losses = np.stack([evidence.losses[label][rows, where] for label in labels], axis=1)  # (R, L)
+    r, j = np.nonzero(np.isfinite(values).all(axis=(2, 3)) & np.isfinite(losses))
+    if r.size == 0:
+        return pd.DataFrame(), pd.DataFrame()
+    ids = np.array([s.uid for s in series], dtype=object)[rows[r]]
+    candidates = np.array(labels, dtype=object)[j]
+    cutoff = np.concatenate(cutoffs)[r]
+    actual = np.vstack(actuals)[r]  # (K, h)
+    chosen = values[r, j]  # (K, h, nq)
+    mase = np.mean(np.abs(actual - chosen[:, :, median]), axis=1) / np.asarray(scales, dtype=np.float64)[r]
+    covered = (actual >= chosen[:, :, lower]) & (actual <= chosen[:, :, upper])
+    coverage = covered.mean(axis=1) if upper > lower else np.full(r.size, np.nan)
+    scores = pd.DataFrame({ID: ids, "candidate": candidates, "cutoff": cutoff,
+                           "scaled_quantile_loss": losses[r, j], "mase": mase, "coverage": coverage})
+    backtest = pd.DataFrame({ID: np.repeat(ids, h), "candidate": np.repeat(candidates, h),
+                             "cutoff": np.repeat(cutoff, h), "ds": np.vstack(dates)[r].reshape(-1),
+                             "y": actual.reshape(-1),
+                             **{name: chosen[:, :, k].reshape(-1) for k, name in enumerate(names)}})
+    return scores, backtest
 
 
 def _candidate_rows(series: list[_Series], evidence: Evidence, labels: list[str], plan: TrainingPlan) -> pd.DataFrame:
