@@ -84,13 +84,11 @@ def prepare(
     return prepared
 
 
-def shard_arguments(prepared: dict[str, Any]) -> list[dict[str, Any]]:
-    """One mapped task's arguments per shard: the run folder, the shard and its number of series
-    (which names the task in the Airflow UI: "shard 3 (41 series)")."""
-    folder = RunFolder(Path(prepared["run_dir"]))
-    sizes = pd.read_parquet(folder.input("lifecycle"), columns=["shard"])["shard"].value_counts()
-    return [{"run_dir": prepared["run_dir"], "shard": int(shard), "n_series": int(sizes.get(shard, 0))}
-            for shard in prepared["shards"]]
+def shard_size(run_dir: str, shard: int) -> int:
+    """The number of series of ``shard`` (which names its task in the Airflow UI: "shard 3 (41 series)")."""
+    folder = RunFolder(Path(run_dir))
+    shards = pd.read_parquet(folder.input("lifecycle"), columns=["shard"])["shard"]
+    return int((shards == shard).sum())
 
 
 def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
