@@ -36,9 +36,8 @@ SHIFTED = ["SKU-0004", "SKU-0011", "SKU-0027"]
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> dict:
     """Snapshots of the demo panel per as-of date (a level shift after the origin) and a config."""
     base = tmp_path_factory.mktemp("world")
-    # Seed 7 and a tolerance of 10: the unshifted series' promotions and holiday ramps stay under
-    # it in at least one of the two weeks (the worst, SKU-0039, whose holiday ramp ends after the
-    # origin, misses by about 8x), so only the shifted ones are degraded twice.
+    # Seed 7 under the default monitoring settings (a CUSUM per series): the unshifted series'
+    # promotions and holiday ramps do not accumulate to a degradation, the shifted ones do.
     panel = generate_demo_panel(40, 104, "W-SUN", "2025-12-28", 7)
     spread = panel.groupby("unique_id")["y"].transform(lambda y: y.diff().abs().mean())
     shift = panel["unique_id"].isin(SHIFTED) & (panel["ds"] > pd.Timestamp(ORIGIN))
@@ -52,7 +51,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> dict:
     settings["output"] = {"root": str(base / "output")}
     settings["source"] = {"path_template": f"{snapshots}/{{as_of:%Y-%m-%d}}.parquet"}
     settings["registry"] = {"enabled": True}  # the embedded MLflow store under the output root
-    settings["monitoring"] = {"tolerance": 10.0}
     config.write_text(yaml.safe_dump(settings))
     return {"config": str(config), "root": base / "output", "panel": panel}
 
