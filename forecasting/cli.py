@@ -218,13 +218,13 @@ def _plugin_settings(args: argparse.Namespace):
 
 
 def _plugins_list(args: argparse.Namespace) -> dict[str, Any]:
-    from forecasting.training.activation import plugin_table
+    from forecasting.activation.verdicts import plugin_table
 
     return {"plugins": plugin_table(_plugin_settings(args))}
 
 
 def _plugins_check(args: argparse.Namespace) -> dict[str, Any]:
-    from forecasting.training.activation import check_and_store
+    from forecasting.activation.verdicts import check_and_store
 
     outcome = check_and_store(args.name, _plugin_settings(args))
     failed = [r["check"] for r in outcome["results"] if r["status"] == "fail"]

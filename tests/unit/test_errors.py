@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from forecasting.activation.verdicts import PluginNotConformantError
 from forecasting.config import ConfigError
 from forecasting.data.io import ColumnMappingError, DataReadError
 from forecasting.data.validation import CircuitBreakerError, DataSchemaError
@@ -17,7 +18,6 @@ from forecasting.errors import (
 )
 from forecasting.models.catalog import PluginLoadError, UnknownModelError
 from forecasting.registry.operator import RegistryActionError
-from forecasting.training.activation import PluginNotConformantError
 
 
 @pytest.mark.parametrize(("error", "code"), [
