@@ -1,6 +1,6 @@
 """Report scale: generation time and size of the run report for a large run.
 
-Builds synthetic finished run folders (``forecasting.orchestration.synthetic_run``: the
+Builds synthetic finished run folders (``tests/support/synthetic_run.py``: the
 real prepare and finalize around synthetic training results, default candidates, two
 backtest windows, horizon 13, 156 weeks of history) at a baseline size and at the target
 size, then times ``write_report`` (HTML + Prometheus metrics) on each and prints the time,
@@ -15,16 +15,22 @@ Usage (from the project root, after ``make setup``)::
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+if str(TESTS) not in sys.path:  # the synthetic run folder is test support, not part of the package
+    sys.path.insert(0, str(TESTS))
+
 
 def measure(root: Path, n_series: int) -> dict[str, float]:
+    from support.synthetic_run import build_synthetic_run
+
     from forecasting.orchestration.reporting import write_report
-    from forecasting.orchestration.synthetic_run import build_synthetic_run
 
     started = time.perf_counter()
     summary = build_synthetic_run(root, n_series=n_series)

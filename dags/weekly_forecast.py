@@ -1,7 +1,9 @@
 """weekly_forecast: prepare -> train_shard (one mapped task per shard) -> finalize (and register) -> publish
 -> report -> retention.
 
-Each task is one call into forecasting.orchestration; XCom carries ids and paths only.
+Each task is one call into forecasting.orchestration; XCom carries ids and paths only: prepare
+returns the run's shards (what train_shard is mapped over) and hands on the run folder as the
+XCom "run_dir", which every later task takes; the order of the later steps is declared with >>.
 Params: as_of (default: the logical date, or when an asset-triggered run was due),
 series (a subset: its own run id, replacing only those series' rows), config (the settings file:
 it names the environment's input, output root, forecast table and MLflow experiment and model),
@@ -56,7 +58,7 @@ FORECAST_TABLE = Asset("forecasting://forecast_table", group="forecasting")
 )
 def weekly_forecast():
     @task(execution_timeout=timedelta(minutes=30))
-    def prepare(params: dict) -> dict:
+    def prepare(params: dict) -> list[int]:
         context = get_current_context()
         refused = unconfigured_schedule(context, params.get("config"))
         if refused:
@@ -64,60 +66,56 @@ def weekly_forecast():
         from forecasting.orchestration.tasks import prepare as prepare_run
 
         scheduled = as_of_from_context(context, None)
-        return prepare_run(params.get("config"), params.get("as_of"), params.get("series"), scheduled)
+        prepared = prepare_run(params.get("config"), params.get("as_of"), params.get("series"), scheduled)
+        context["ti"].xcom_push(key="run_dir", value=prepared["run_dir"])
+        return prepared["shards"]
 
-    @task
-    def shard_args(prepared: dict) -> list[dict]:
-        from forecasting.orchestration.tasks import shard_arguments
-
-        return shard_arguments(prepared)
-
-    # Named in the UI by its shard and size; n_series is for that name only.
+    # Named in the UI by its shard and size ("shard 3 (41 series)"): the size is put into the
+    # context before training, so that a shard that fails is named too.
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=8,
-          map_index_template="shard {{ task.op_kwargs['shard'] }} ({{ task.op_kwargs['n_series'] }} series)")
-    def train_shard(run_dir: str, shard: int, n_series: int = 0) -> dict:
-        from forecasting.orchestration.tasks import train_shard_task
+          map_index_template="shard {{ task.op_kwargs['shard'] }} ({{ shard_series }} series)")
+    def train_shard(run_dir: str, shard: int) -> dict:
+        from forecasting.orchestration.tasks import shard_size, train_shard_task
 
+        get_current_context()["shard_series"] = shard_size(run_dir, shard)
         return train_shard_task(run_dir, shard)
 
     # Runs when some shards failed after their retries: their series fall back and are reported.
     @task(execution_timeout=timedelta(minutes=30), trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
-    def finalize(prepared: dict, params: dict) -> dict:
+    def finalize(run_dir: str, params: dict) -> dict:
         from forecasting.orchestration.tasks import finalize_run
 
-        summary = finalize_run(prepared["run_dir"], operator_choice(get_current_context(), params))
+        summary = finalize_run(run_dir, operator_choice(get_current_context(), params))
         return {
-            "run_dir": prepared["run_dir"],
+            "run_dir": run_dir,
             "run_id": summary["run_id"],
             "failed_shards": summary.get("failed_shards", []),
             "mlflow": summary.get("mlflow", {}),
         }
 
     @task(execution_timeout=timedelta(minutes=15), outlets=[FORECAST_TABLE])
-    def publish(finalized: dict) -> dict:
+    def publish(run_dir: str) -> dict:
         database_from_connection()
         from forecasting.orchestration.tasks import publish_run
 
-        return publish_run(finalized["run_dir"])
+        return publish_run(run_dir)
 
     @task(execution_timeout=timedelta(minutes=15))
-    def report(published: dict, finalized: dict) -> dict:
+    def report(run_dir: str) -> dict:
         from forecasting.orchestration.tasks import report_run
 
-        return report_run(finalized["run_dir"])
+        return report_run(run_dir)
 
     @task(execution_timeout=timedelta(minutes=15))
-    def retention(published: dict, finalized: dict) -> dict:
+    def retention(run_dir: str) -> dict:
         from forecasting.orchestration.retention import retention_task
 
-        return retention_task(finalized["run_dir"])
+        return retention_task(run_dir)
 
-    prepared = prepare()
-    trained = train_shard.expand_kwargs(shard_args(prepared))
-    finalized = finalize(prepared)
-    trained >> finalized
-    published = publish(finalized)
-    report(published, finalized) >> retention(published, finalized)
+    shards = prepare()
+    run_dir = shards["run_dir"]
+    trained = train_shard.partial(run_dir=run_dir).expand(shard=shards)
+    trained >> finalize(run_dir) >> publish(run_dir) >> report(run_dir) >> retention(run_dir)
 
 
 weekly_forecast()

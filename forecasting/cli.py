@@ -5,7 +5,7 @@ With ``--json`` the last line of stdout is one JSON object (also on failure, wit
 an ``error`` key); progress and logs go to stderr. Exit codes: 0 success,
 2 bad configuration, 3 unreadable or malformed data, 4 circuit breaker, 130 interrupted
 (Ctrl-C: everything started is stopped, the JSON line still printed), 1 other (and
-``plugins check``: a failed check).
+``plugins check``: a failed check). ``forecasting.errors`` says which error ends with which code.
 """
 
 from __future__ import annotations
@@ -20,9 +20,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from forecasting import __version__
+from forecasting.errors import (
+    EXIT_CIRCUIT_BREAKER,
+    EXIT_CONFIG,
+    EXIT_DATA,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    exit_code,
+)
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATA, EXIT_CIRCUIT_BREAKER = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
+__all__ = ["EXIT_CIRCUIT_BREAKER", "EXIT_CONFIG", "EXIT_DATA", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK",
+           "format_summary", "main"]
 
 logger = logging.getLogger("forecasting")
 
@@ -209,13 +218,13 @@ def _plugin_settings(args: argparse.Namespace):
 
 
 def _plugins_list(args: argparse.Namespace) -> dict[str, Any]:
-    from forecasting.training.activation import plugin_table
+    from forecasting.activation.verdicts import plugin_table
 
     return {"plugins": plugin_table(_plugin_settings(args))}
 
 
 def _plugins_check(args: argparse.Namespace) -> dict[str, Any]:
-    from forecasting.training.activation import check_and_store
+    from forecasting.activation.verdicts import check_and_store
 
     outcome = check_and_store(args.name, _plugin_settings(args))
     failed = [r["check"] for r in outcome["results"] if r["status"] == "fail"]
@@ -240,28 +249,6 @@ def _format_plugins(result: dict[str, Any]) -> str:
     verdict = "conformant" if not result["failed"] else "NOT conformant: it cannot be activated"
     lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped: {verdict}")
     return "\n".join(lines)
-
-
-def _raised_from(exc: BaseException, module: str, *names: str) -> bool:
-    """``exc`` is one of ``module``'s exception classes. A module that was never imported cannot
-    have raised it, so it is not imported here (the model catalog pulls in statsforecast and
-    numba: seconds, on every bad flag)."""
-    loaded = sys.modules.get(module)
-    return loaded is not None and isinstance(exc, tuple(getattr(loaded, name) for name in names))
-
-
-def _exit_code(exc: BaseException) -> int:
-    if _raised_from(exc, "forecasting.config.loader", "ConfigError") or _raised_from(
-        exc, "forecasting.models.catalog", "UnknownModelError"
-    ):
-        return EXIT_CONFIG
-    if _raised_from(exc, "forecasting.data.io", "DataReadError") or _raised_from(
-        exc, "forecasting.data.validation", "DataSchemaError"
-    ):
-        return EXIT_DATA
-    if _raised_from(exc, "forecasting.data.validation", "CircuitBreakerError"):
-        return EXIT_CIRCUIT_BREAKER
-    return EXIT_FAILURE
 
 
 def _format_validate(result: dict[str, Any]) -> str:
@@ -372,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "exit_code": EXIT_INTERRUPTED}))
         return EXIT_INTERRUPTED
     except Exception as exc:
-        code = _exit_code(exc)
+        code = exit_code(exc)
         if code == EXIT_FAILURE:
             logger.exception("forecasting %s failed", args.command)
         else:

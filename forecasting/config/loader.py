@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from pydantic_settings import EnvSettingsSource
 
 from forecasting.config.settings import Settings
+from forecasting.errors import SettingsError
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingsError, ValueError):
     """A configuration value is missing, unknown or invalid; the message names the key."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.data.contract import ID, TARGET, TIME
+from forecasting.errors import InputError
 
 # Date formats tried, in order, to suggest a ``data.date_format`` when dates do not parse.
 _DATE_FORMATS = (
@@ -36,7 +37,7 @@ _EXAMPLES = 3
 _SAMPLE = 200
 
 
-class DataReadError(OSError):
+class DataReadError(InputError, OSError):
     """The input file is missing, unreadable, or of an unsupported format."""
 
 

@@ -63,6 +63,7 @@ from forecasting.data.contract import (
     TARGET,
     TIME,
 )
+from forecasting.errors import InputError, UntrustedRunError
 
 # Quarantine reason codes, in the order the rules run.
 REASON_INVALID_ID = "invalid_id"
@@ -118,11 +119,11 @@ _SCHEMA = pa.DataFrameSchema(
 )
 
 
-class DataSchemaError(ValueError):
+class DataSchemaError(InputError, ValueError):
     """The input is broken as a whole: a column missing, dates unparseable, y not numeric."""
 
 
-class CircuitBreakerError(RuntimeError):
+class CircuitBreakerError(UntrustedRunError, RuntimeError):
     """Too large a share of the series has no publishable forecast to trust the run."""
 
 

@@ -18,10 +18,9 @@ from forecasting.data.validation import (
     validate_history,
     wall_clock_as_of,
 )
+from forecasting.errors import EXIT_CIRCUIT_BREAKER
 from forecasting.models.params import check_model_settings
 from forecasting.orchestration.pipeline import load_input, min_backtest_length
-
-EXIT_CIRCUIT_BREAKER = 4
 
 
 def validate_only(settings: Settings) -> dict[str, Any]:

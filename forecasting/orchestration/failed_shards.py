@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import CandidateSettings
 from forecasting.data.contract import STATUS_FALLBACK, STATUS_NEW, STATUS_OK
 from forecasting.orchestration.run_folder import load_run
@@ -40,6 +41,7 @@ def fallback_results(run_dir: str, shard: int) -> ShardResult:
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     ids = sorted(history["unique_id"].unique())
     lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
+    activate_plugins(cheap)  # a fallback that is a plug-in: its cached verdict
     result = train_batch(history, lifecycle, TrainingPlan.from_settings(cheap), settings.forecast.freq)
     published = result.ledger["status"].isin([STATUS_OK, STATUS_NEW, STATUS_FALLBACK])
     detail = f"shard {shard} failed after its retries; forecast by the fallback models {settings.models.fallback}"

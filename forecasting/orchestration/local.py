@@ -1,4 +1,6 @@
-"""Run the whole weekly job from one process: prepare, every shard, finalize, publish, report."""
+"""Run the whole weekly job from one process: the DAG's steps in its order (prepare with the
+snapshot of a dated source, every shard, finalize and register, publish, report), the shards on
+Dask or serially. Retention is the DAG's step only: it prunes registry versions as well."""
 
 from __future__ import annotations
 
@@ -17,11 +19,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
-from forecasting.orchestration.pipeline import prepare_run
 from forecasting.orchestration.reporting import record_stage_time
 from forecasting.orchestration.run_folder import RunFolder
 from forecasting.orchestration.shards import finished_series
-from forecasting.orchestration.tasks import finalize_run, publish_run, report_run
+from forecasting.orchestration.tasks import finalize_run, prepare_step, publish_run, report_run
 
 
 def _write_above(text: str) -> None:
@@ -49,13 +50,12 @@ def _above(bar: tqdm, active: bool) -> Iterator[None]:
 
 
 def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
-    """The CLI's run: every step in order; returns the run summary."""
+    """The CLI's run: the DAG's steps in order, retention aside; returns the run summary."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    prepared = prepare_run(settings, series)
+    prepared = prepare_step(settings, series)  # records its stage time
     run_dir, shards = prepared["run_dir"], prepared["shards"]
     timings["prepare"] = time.perf_counter() - started
-    record_stage_time(run_dir, "prepare", timings["prepare"])
 
     n_series = len(pd.read_parquet(RunFolder(Path(run_dir)).input("lifecycle"), columns=["unique_id"]))
     started = time.perf_counter()

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting import __version__
+from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import ConfigError, Settings
 from forecasting.data.contract import (
     PUBLISHED_STATUSES,
@@ -55,7 +56,6 @@ from forecasting.publishing.table import (
     recover_publications,
     write_atomic,
 )
-from forecasting.training.activation import activate_plugins
 from forecasting.training.isolation import isolation_summary
 from forecasting.training.selection_step import ShardResult
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import Settings
 from forecasting.data.covariates import CovariateSpec, load_covariates
 from forecasting.orchestration.run_folder import RunFolder, load_run
@@ -56,8 +57,9 @@ def _done(folder: RunFolder, marker: Path, settings: Settings) -> dict[str, Any]
 
 @lru_cache(maxsize=8)
 def _plan(run_dir: str) -> TrainingPlan:
-    """The training plan of a run, built once per worker process."""
+    """The training plan of a run, built once per worker process, after its plug-ins are activated."""
     _, _, settings = load_run(run_dir)
+    activate_plugins(settings)  # their cached verdicts (prepare_run checked them)
     return TrainingPlan.from_settings(settings)
 
 

@@ -1,7 +1,10 @@
 """The functions the Airflow tasks call: JSON-able ids and paths in, JSON-able summaries out.
 
 Each DAG task body is one call into this module, so the DAG files stay wiring only
-and every step runs (and is tested) without Airflow.
+and every step runs (and is tested) without Airflow. The CLI's run
+(``forecasting.orchestration.local.run_weekly``) takes the same steps in the same order:
+``prepare_step`` (the snapshot of a dated source included), the shards, ``finalize_run`` (and
+registration), ``publish_run``, ``report_run``; only the DAG runs ``retention_task`` after them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.config import Settings, load_settings
+from forecasting.config import ConfigError, Settings, load_settings
 from forecasting.data.source import read_file_snapshot, read_query_snapshot
 from forecasting.data.validation import check_forecast_breaker
 from forecasting.orchestration.failed_shards import failed_shards, fallback_results
@@ -42,7 +45,7 @@ def with_snapshot(settings: Settings) -> Settings:
     if not (source.path_template or source.query):
         return settings
     if not settings.forecast.as_of:
-        raise ValueError("source.path_template / source.query need an as_of date")
+        raise ConfigError("source.path_template / source.query need an as_of date (forecast.as_of, --as-of)")
     as_of = pd.Timestamp(settings.forecast.as_of)
     if source.query:
         frame = read_query_snapshot(source.query, source.url_env, as_of, data.id_col, data.time_col, data.target_col,
@@ -77,20 +80,23 @@ def prepare(
     """
     if not as_of and scheduled and dated_source(config):
         as_of = scheduled
+    return prepare_step(run_settings(config, as_of), series)
+
+
+def prepare_step(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
+    """The prepare step of every run: the as-of date's snapshot of a dated source (``with_snapshot``),
+    then validate and shard it (``prepare_run``): ``{run_id, run_dir, shards}``."""
     started = time.perf_counter()
-    settings = with_snapshot(run_settings(config, as_of))
-    prepared = prepare_run(settings, list(series) if series else None)
+    prepared = prepare_run(with_snapshot(settings), list(series) if series else None)
     record_stage_time(prepared["run_dir"], "prepare", time.perf_counter() - started)
     return prepared
 
 
-def shard_arguments(prepared: dict[str, Any]) -> list[dict[str, Any]]:
-    """One mapped task's arguments per shard: the run folder, the shard and its number of series
-    (which names the task in the Airflow UI: "shard 3 (41 series)")."""
-    folder = RunFolder(Path(prepared["run_dir"]))
-    sizes = pd.read_parquet(folder.input("lifecycle"), columns=["shard"])["shard"].value_counts()
-    return [{"run_dir": prepared["run_dir"], "shard": int(shard), "n_series": int(sizes.get(shard, 0))}
-            for shard in prepared["shards"]]
+def shard_size(run_dir: str, shard: int) -> int:
+    """The number of series of ``shard`` (which names its task in the Airflow UI: "shard 3 (41 series)")."""
+    folder = RunFolder(Path(run_dir))
+    shards = pd.read_parquet(folder.input("lifecycle"), columns=["shard"])["shard"]
+    return int((shards == shard).sum())
 
 
 def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:

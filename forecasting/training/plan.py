@@ -1,4 +1,8 @@
-"""What one shard needs to know to train a series, built once from the settings."""
+"""What one shard needs to know to train a series, built once from the settings: plain data.
+
+Building a plan checks nothing and starts no process. Whether a configured plug-in may take
+part is decided before, by a step of its own (``forecasting.activation``).
+"""
 
 from __future__ import annotations
 
@@ -77,9 +81,10 @@ class TrainingPlan:
         candidates: tuple[Candidate, ...] | None = None,
         fallbacks: tuple[Candidate, ...] | None = None,
     ) -> TrainingPlan:
-        """The plan of a run; a plug-in that fails the conformance kit cannot be activated.
+        """The plan of a run: the configured models under their labels, plug-ins with their limits.
 
         ``candidates`` / ``fallbacks`` replace the configured ones (the conformance kit's own plans).
+        A plug-in is not checked here: the pipeline activates the plug-ins before it builds a plan.
         """
         if candidates is None:
             candidates = tuple(_candidate(c.label, c.name, c.params, settings) for c in settings.models.candidates)
@@ -138,13 +143,7 @@ class TrainingPlan:
 def _candidate(label: str, name: str, params: dict, settings: Settings) -> Candidate:
     found = model_class(name)
     model = instantiate(found, params, settings.season_length, settings.seasonalities)
-    if is_builtin(found):
-        return Candidate(label, model)
-    # Imported here: the conformance kit runs real backtests, so it imports this module.
-    from forecasting.training.activation import ensure_conformant
-
-    ensure_conformant(name, settings)
-    if not settings.plugins.isolation:
+    if is_builtin(found) or not settings.plugins.isolation:
         return Candidate(label, model)
     timeout, memory = settings.plugins.limits_for(name)
     return Candidate(label, model, IsolationLimits(timeout, memory))

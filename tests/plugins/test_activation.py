@@ -1,4 +1,5 @@
-"""Activating plug-ins by name: limits from config, built-ins in-process, the conformance gate."""
+"""Activating plug-ins by name: limits from config, built-ins in-process, the conformance gate
+(a step of its own: building a plan checks nothing)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from forecasting.activation.verdicts import (
+    PluginNotConformantError,
+    activate_plugins,
+    check_and_store,
+)
 from forecasting.cli import EXIT_CONFIG, main
 from forecasting.config import ConfigError, Settings
 from forecasting.models.catalog import PluginLoadError, UnknownModelError, available_models
-from forecasting.training.activation import PluginNotConformantError, check_and_store
 from forecasting.training.plan import IsolationLimits, TrainingPlan
 
 
@@ -43,7 +48,7 @@ def test_isolation_can_be_switched_off(tmp_path):
 
 def test_a_plugin_that_fails_the_kit_cannot_be_activated(tmp_path, fixture_plugins):
     with pytest.raises(PluginNotConformantError) as info:
-        TrainingPlan.from_settings(_settings(tmp_path, [{"name": "Naive"}, {"name": "BreaksContract"}]))
+        activate_plugins(_settings(tmp_path, [{"name": "Naive"}, {"name": "BreaksContract"}]))
     message = str(info.value)
     assert isinstance(info.value, ConfigError)  # the CLI exits with code 2
     assert "plug-in 'BreaksContract' (forecasting-test-misbehaving 0.0.1) failed the conformance kit" in message
@@ -51,19 +56,27 @@ def test_a_plugin_that_fails_the_kit_cannot_be_activated(tmp_path, fixture_plugi
     assert "forecasting plugins check BreaksContract" in message
 
 
+def test_building_a_plan_checks_nothing(tmp_path, fixture_plugins):
+    """No kit, no child process, no lock or verdict file: activation is the pipeline's step before."""
+    cache = tmp_path / "verdicts"
+    plan = TrainingPlan.from_settings(_settings(cache, [{"name": "Naive"}, {"name": "BreaksContract"}]))
+    assert [c.label for c in plan.candidates] == ["Naive", "BreaksContract"]
+    assert not cache.exists()
+
+
 def test_the_verdict_is_cached_per_plugin_version(tmp_path):
     settings = _settings(tmp_path, [{"name": "SeasonalMovingAverage"}])
-    TrainingPlan.from_settings(settings)
+    activate_plugins(settings)
     (verdict,) = tmp_path.glob("SeasonalMovingAverage-*.json")
     # A cached verdict is believed without rerunning the kit: doctor it into a failure ...
     content = json.loads(verdict.read_text())
     content["results"][0].update(status="fail", reason="doctored")
     verdict.write_text(json.dumps(content))
     with pytest.raises(PluginNotConformantError, match=r"template_methods \(doctored\)"):
-        TrainingPlan.from_settings(settings)
+        activate_plugins(settings)
     # ... and `forecasting plugins check` recomputes and replaces it.
     assert all(r["status"] == "pass" for r in check_and_store("SeasonalMovingAverage", settings)["results"])
-    TrainingPlan.from_settings(settings)
+    activate_plugins(settings)
 
 
 def test_a_broken_plugin_hides_nothing_but_itself(tmp_path, fixture_plugins):

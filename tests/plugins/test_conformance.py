@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from forecasting.activation.conformance import KIT, check_model, parametrize_with_checks
 from forecasting.models.catalog import installed_plugins
 from forecasting.models.conformance import (
     ConformanceFailure,
@@ -15,7 +16,6 @@ from forecasting.models.conformance import (
     run_checks,
 )
 from forecasting.models.statsforecast_models import BUILTIN_MODELS
-from forecasting.training.conformance import KIT, check_model, parametrize_with_checks
 
 PLUGINS = [info.model_class for info in installed_plugins().values() if info.model_class is not None]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.training.conformance import check_model
+from forecasting.activation.conformance import check_model
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "plugins" / "_template"
 

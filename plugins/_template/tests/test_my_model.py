@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from my_forecasting_plugin.model import MyModel
 
-from forecasting.training.conformance import parametrize_with_checks
+from forecasting.activation.conformance import parametrize_with_checks
 
 
 @parametrize_with_checks([MyModel])

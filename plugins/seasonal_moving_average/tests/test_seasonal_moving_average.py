@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from seasonal_moving_average import SeasonalMovingAverage
 
-from forecasting.training.conformance import parametrize_with_checks
+from forecasting.activation.conformance import parametrize_with_checks
 
 
 @parametrize_with_checks([SeasonalMovingAverage])

@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prometheus_format import parse
+from support.synthetic_run import build_synthetic_run
 
 from forecasting.cli import EXIT_CONFIG, EXIT_OK, main
 from forecasting.config import ConfigError, load_settings
 from forecasting.orchestration.local import run_weekly
 from forecasting.orchestration.reporting import REPORT, TIMINGS, explain, previous_run, write_report
-from forecasting.orchestration.synthetic_run import build_synthetic_run
 
 
 @pytest.fixture(scope="module")

@@ -105,3 +105,28 @@ def test_the_scheduled_date_is_the_as_of_of_a_dated_source_only(tmp_path: Path) 
     assert not dated_source(str(fixed))
     # A fixed file has no snapshot per date: it forecasts from its own last date.
     assert prepare(str(fixed), None, scheduled="2030-01-06")["run_id"].startswith("20250302-")
+
+
+def test_the_cli_run_reads_the_snapshot_of_a_dated_source(tmp_path: Path) -> None:
+    """``run_weekly`` (``forecasting run``) prepares as the DAG does: a dated source's snapshot."""
+    from forecasting.config import ConfigError
+    from forecasting.orchestration.local import run_weekly
+
+    weeks = pd.date_range(end="2025-07-06", periods=60, freq="W-SUN")
+    panel = pd.DataFrame([{"item": item, "week": week, "units": 10.0 * (k + 1) + n % 4}
+                          for k, item in enumerate(["a", "b"]) for n, week in enumerate(weeks)])
+    for end in ("2025-03-02", "2025-07-06"):
+        panel[panel["week"] <= end].to_csv(tmp_path / f"{end}.csv", index=False)
+    config = Path(_config(tmp_path, f"  path_template: '{tmp_path}/{{as_of:%Y-%m-%d}}.csv'\n"))
+    cheap = {"models": {"candidates": [{"name": "Naive"}, {"name": "SeasonalNaive"}]}, "ensemble": {"enabled": False},
+             "compute": {"executor": "serial", "n_shards": 1, "progress": False}, "registry": {"enabled": False},
+             "database": {"enabled": False}, "reporting": {"enabled": False}}
+    with pytest.raises(ConfigError, match="need an as_of date"):
+        run_weekly(load_settings(config, cheap))
+    summary = run_weekly(load_settings(config, {**cheap, "forecast": {"as_of": "2025-03-02"}}))
+    root = tmp_path / "out"
+    assert [p.name[:9] for p in (root / "snapshots").iterdir()] == ["20250302-"]
+    assert summary["run_id"].startswith("20250302-")
+    published = pd.read_parquet(root / "forecasts" / "origin=2025-03-02.parquet")
+    assert sorted(published["unique_id"].unique()) == ["a", "b"]
+    assert pd.Timestamp(published["forecast_origin"].iloc[0]) == pd.Timestamp("2025-03-02")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.synthetic_run import build_synthetic_run
 
 from forecasting.orchestration.reporting import write_report
-from forecasting.orchestration.synthetic_run import build_synthetic_run
 from forecasting.reporting.figures import (
     candidate_figures,
     failure_counts,

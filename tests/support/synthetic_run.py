@@ -1,4 +1,5 @@
-"""A finished run folder at any scale without training: for measuring and testing the report.
+"""A finished run folder at any scale without training: for testing and measuring the report
+(``tests/unit/orchestration/test_run_report.py``, ``benchmarks/report_scale.py``).
 
 The input goes through the real ``prepare_run`` (validation, lifecycle, sharding) and the
 shards' results through the real ``finalize``; only the training in between is replaced by

@@ -5,7 +5,7 @@
 this process;
 ``parametrize_with_checks`` turns the kit into pytest cases for a team's own tests:
 
-    from forecasting.training.conformance import parametrize_with_checks
+    from forecasting.activation.conformance import parametrize_with_checks
 
     @parametrize_with_checks([MyModel])
     def test_conformance(model_class, check):
@@ -150,7 +150,7 @@ def check_sandboxed(name: str, limits: IsolationLimits) -> list[CheckResult]:
 
 def _kit_child(name: str, first: int, limits: IsolationLimits) -> tuple[list[CheckResult], CheckResult | None]:
     """Run the kit from check ``first`` in one child: its results, and the check it lost (None: none)."""
-    command = [sys.executable, "-m", "forecasting.training.kit_child", name, str(first)]
+    command = [sys.executable, "-m", "forecasting.activation.kit_child", name, str(first)]
     results: list[CheckResult] = []
     with sandboxed(command, limits.memory_limit_mb) as child:
         ready = False

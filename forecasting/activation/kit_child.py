@@ -1,7 +1,7 @@
 """The child process that runs the conformance kit on one plug-in, in the sandbox.
 
-Started by ``forecasting.training.conformance.check_sandboxed`` as
-``python -m forecasting.training.kit_child NAME FIRST_CHECK``: loads the model registered
+Started by ``forecasting.activation.conformance.check_sandboxed`` as
+``python -m forecasting.activation.kit_child NAME FIRST_CHECK``: loads the model registered
 as NAME (entry point or built-in) and runs the kit's checks from index FIRST_CHECK on,
 writing one JSON line per check to the protocol pipe (its original stdout; the plug-in's
 own prints go to stderr):
@@ -40,9 +40,9 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr
     faulthandler.enable()  # a crash leaves its traceback in the stderr the parent reports
     try:
+        from forecasting.activation.conformance import KIT
         from forecasting.models.catalog import model_class
         from forecasting.models.conformance import CheckResult, run_checks
-        from forecasting.training.conformance import KIT
 
         found = model_class(name)
     except BaseException as exc:  # a plug-in that does not even load: every check fails alike

@@ -1,5 +1,8 @@
 """A plug-in is activated only with a passing conformance verdict, cached per plug-in version.
 
+``activate_plugins`` is the step a run takes before it builds a training plan (and every
+worker before it builds its own): the plan itself never checks anything.
+
 The kit runs the plug-in's code in sandboxed child processes under the plug-in's
 limits (``plugins.timeout_seconds`` per check, ``plugins.memory_limit_mb``), never in
 the calling process: a plug-in that crashes, hangs or exits fails its checks.
@@ -23,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from forecasting import __version__
+from forecasting.activation import conformance as kit
+from forecasting.activation import kit_child
 from forecasting.config import ConfigError, Settings
 from forecasting.models import conformance as model_checks
 from forecasting.models import sandbox, sandbox_supervisor
 from forecasting.models.catalog import PluginInfo, installed_plugins, is_builtin, model_class
 from forecasting.models.conformance import CheckResult
-from forecasting.training import conformance as kit
-from forecasting.training import kit_child
 from forecasting.training.plan import IsolationLimits
 
 logger = logging.getLogger(__name__)
