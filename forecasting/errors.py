@@ -61,22 +61,10 @@ class UntrustedRunError(ForecastingError):
     exit_code = EXIT_CIRCUIT_BREAKER
 
 
-# Members that cannot derive from their family yet, by qualified name (their modules are not
-# imported here: this module sits below every layer). UnknownModelError (and PluginLoadError,
-# its subclass) belongs to SettingsError; it keeps KeyError as its only base for now.
-_MEMBERS_BY_NAME: dict[str, type[ForecastingError]] = {
-    "forecasting.models.catalog.UnknownModelError": SettingsError,
-}
-
-
 def exit_code(exc: BaseException) -> int:
     """The exit code a command ends with when ``exc`` stops it: the error's own, by its family."""
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(exc, ForecastingError):
         return exc.exit_code
-    for cls in type(exc).__mro__:
-        named = _MEMBERS_BY_NAME.get(f"{cls.__module__}.{cls.__qualname__}")
-        if named is not None:
-            return named.exit_code
     return EXIT_FAILURE

@@ -15,6 +15,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from forecasting.errors import SettingsError
 from forecasting.models.base import ForecastModel
 
 ENTRY_POINT_GROUP = "forecasting.models"
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 _BUILTIN_MODULE = "forecasting.models.statsforecast_models"
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(KeyError, SettingsError):
     """A configured model name is neither built in nor an installed plug-in."""
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ Each check takes a model class, builds it from every parameter set of its
 runs it on small synthetic series, and raises ``ConformanceFailure`` with the
 reason when the class breaks the contract. The checks that need the training
 machinery (a real backtest, an isolated child process) live one layer up, in
-``forecasting.training.conformance``, which also holds the full kit and the pytest
+``forecasting.activation.conformance``, which also holds the full kit and the pytest
 helper ``parametrize_with_checks``.
 """
 
