@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecasting.config import Settings
 from forecasting.data.contract import ID, TIME
 
 
@@ -140,3 +141,13 @@ def load_covariates(spec: CovariateSpec, ids: Sequence[str], freq: str, horizon:
         raise CovariateError(f"covariates {sorted(overlap)} are declared both known_in_advance and past_only")
     keys = series_keys(ids, spec)
     return Covariates(dynamic=_dynamic(spec, keys, freq, horizon), static=_static(spec, keys))
+
+
+def covariate_spec(settings: Settings) -> CovariateSpec:
+    """The ``covariates`` settings as a spec ``load_covariates`` reads."""
+    c = settings.covariates
+    return CovariateSpec(
+        path=c.path, time_col=c.time_col, keys=tuple(c.keys), id_pattern=c.id_pattern,
+        known_in_advance=tuple(c.known_in_advance), past_only=tuple(c.past_only),
+        static_path=c.static_path, static=tuple(c.static),
+    )

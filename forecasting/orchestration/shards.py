@@ -21,7 +21,7 @@ import pandas as pd
 
 from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import Settings
-from forecasting.data.covariates import CovariateSpec, load_covariates
+from forecasting.data.covariates import covariate_spec, load_covariates
 from forecasting.orchestration.run_folder import RunFolder, load_run
 from forecasting.publishing.table import write_atomic
 from forecasting.training.batch import BatchRaw, backtest_batch, demand_type
@@ -61,15 +61,6 @@ def _plan(run_dir: str) -> TrainingPlan:
     _, _, settings = load_run(run_dir)
     activate_plugins(settings)  # their cached verdicts (prepare_run checked them)
     return TrainingPlan.from_settings(settings)
-
-
-def covariate_spec(settings: Settings) -> CovariateSpec:
-    c = settings.covariates
-    return CovariateSpec(
-        path=c.path, time_col=c.time_col, keys=tuple(c.keys), id_pattern=c.id_pattern,
-        known_in_advance=tuple(c.known_in_advance), past_only=tuple(c.past_only),
-        static_path=c.static_path, static=tuple(c.static),
-    )
 
 
 def _global_dir(folder: RunFolder, shard: int) -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.data.covariates import CovariateSpec, load_covariates
+from forecasting.data.covariates import covariate_spec, load_covariates
 from forecasting.models.base import HistoryTooShortError
 from forecasting.models.catalog import instantiate, is_builtin, model_class
 from forecasting.training.fitting import QuantileForecast, forecast_quantiles, raw_forecast
@@ -66,15 +66,6 @@ def bundle_plan(settings: Settings, horizon: int) -> tuple[TrainingPlan, dict[st
     fallbacks = build((name, name, {}) for name in settings.models.fallback)
     plan = TrainingPlan.from_settings(settings, candidates=candidates, fallbacks=fallbacks)
     return dataclasses.replace(plan, horizon=horizon), broken
-
-
-def covariate_spec(settings: Settings) -> CovariateSpec:
-    c = settings.covariates
-    return CovariateSpec(
-        path=c.path, time_col=c.time_col, keys=tuple(c.keys), id_pattern=c.id_pattern,
-        known_in_advance=tuple(c.known_in_advance), past_only=tuple(c.past_only),
-        static_path=c.static_path, static=tuple(c.static),
-    )
 
 
 class MemberForecasts:

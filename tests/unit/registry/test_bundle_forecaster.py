@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import load_settings
+from forecasting.data.covariates import covariate_spec
 from forecasting.data.demo import generate_demo_panel
 from forecasting.evaluation.quality import quality_gate
 from forecasting.evaluation.weighted_ensemble import WEIGHTED_LABEL, combine
 from forecasting.registry.bundle import BundleForecaster
-from forecasting.registry.member_forecasts import covariate_spec
 from forecasting.training.fitting import forecast_quantiles
 from forecasting.training.global_step import train_global
 from forecasting.training.plan import TrainingPlan
