@@ -65,7 +65,6 @@ class TrainingPlan:
     seasonalities: tuple[int, ...] = ()
     min_train_share: float = 0.5  # a window trains on at least this share of the history
     move_forward: bool = True  # expensive models: fit at the earliest cutoff, move forward to the later ones
-    switching_margin: float = 0.0  # keep a series' previous winner unless beaten by this share
     selection_margin: float = 0.2  # leave the ensemble for a single candidate only when better by this share ...
     min_windows: int = 3  # ... over at least this many windows
     ensemble: bool = True  # the pooled ensemble is the default forecast
@@ -106,7 +105,6 @@ class TrainingPlan:
             explosion_factor=settings.selection.explosion_factor,
             candidates=candidates,
             fallbacks=fallbacks,
-            switching_margin=settings.registry.switching_margin,
             selection_margin=settings.selection.margin,
             min_windows=settings.selection.min_windows,
             ensemble=settings.ensemble.enabled,
