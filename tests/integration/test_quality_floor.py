@@ -46,12 +46,12 @@ def _shortest_series(train: pd.DataFrame, n: int) -> list[str]:
     return lengths.sort_values(["n", "number"])["unique_id"].head(n).tolist()
 
 
-def _bare_naive(train: pd.DataFrame, horizon: int) -> pd.DataFrame:
+def _bare_naive(train: pd.DataFrame, horizon: int, season: int = 52, freq: str = "W-SUN") -> pd.DataFrame:
     """Last value and statsforecast's native Naive intervals, per series: no calibration."""
     frames = []
     for uid, part in train.groupby("unique_id", sort=True):
-        forecast = build_model("Naive", {}, 52).fit(part["y"].to_numpy(float)).predict(horizon, QUANTILES)
-        frame = pd.DataFrame({"unique_id": uid, "ds": pd.date_range(part["ds"].max(), periods=horizon + 1, freq="W-SUN")[1:]})
+        forecast = build_model("Naive", {}, season).fit(part["y"].to_numpy(float)).predict(horizon, QUANTILES)
+        frame = pd.DataFrame({"unique_id": uid, "ds": pd.date_range(part["ds"].max(), periods=horizon + 1, freq=freq)[1:]})
         for q in QUANTILES:
             frame[quantile_label(q)] = forecast.quantiles[q]
         frames.append(frame)
@@ -108,17 +108,6 @@ def test_selection_beats_naive_in_wql_and_mase(shared_data: Path, tmp_path: Path
     assert ours["mase"] <= (1 - REQUIRED_IMPROVEMENT) * baseline["mase"], report
 
 
-def _bare_naive_quarterly(train: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    frames = []
-    for uid, part in train.groupby("unique_id", sort=True):
-        forecast = build_model("Naive", {}, 4).fit(part["y"].to_numpy(float)).predict(horizon, QUANTILES)
-        frame = pd.DataFrame({"unique_id": uid, "ds": pd.date_range(part["ds"].max(), periods=horizon + 1, freq="QS")[1:]})
-        for q in QUANTILES:
-            frame[quantile_label(q)] = forecast.quantiles[q]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
 @pytest.mark.shared_data
 def test_short_histories_beat_naive_and_their_intervals_cover(shared_data: Path, tmp_path: Path) -> None:
     """M1 quarterly: every series gets a real model (no Naive for want of history), better than the naive
@@ -152,7 +141,7 @@ def test_short_histories_beat_naive_and_their_intervals_cover(shared_data: Path,
     assert len(short) and set(short["model"]) == {"Ensemble"}  # no window: the pooled ensemble, not Naive
 
     ours = score_panel(train, test, published, QUANTILES, seasonality=4)
-    naive = score_panel(train, test, _bare_naive_quarterly(train, 8), QUANTILES, seasonality=4)
+    naive = score_panel(train, test, _bare_naive(train, 8, season=4, freq="QS"), QUANTILES, seasonality=4)
     report = (f"selection WQL {ours['wql']:.4f} MASE {ours['mase']:.3f} coverage {ours['coverage']:.3f} | "
               f"Naive WQL {naive['wql']:.4f} MASE {naive['mase']:.3f} coverage {naive['coverage']:.3f}")
     assert ours["wql"] <= (1 - REQUIRED_IMPROVEMENT) * naive["wql"], report
