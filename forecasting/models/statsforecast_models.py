@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import statsforecast.models as sf_models
+from statsforecast import ces
 
+from forecasting.models import ces_intervals
 from forecasting.models.base import Forecast, ForecastModel
 from forecasting.models.params import Constraint
 
@@ -86,6 +88,37 @@ class ForwardStatsForecastModel(StatsForecastModel):
         return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
 
 
+class CESStatsForecastModel(ForwardStatsForecastModel):
+    """AutoCES with its prediction intervals in closed form (``ces_intervals``), not simulated."""
+
+    def _predict(self, h: int, quantiles: tuple[float, ...], X_future: np.ndarray | None) -> Forecast:
+        return self._ces_forecast(self.model_, None, h, quantiles)
+
+    def _forward(self, y: np.ndarray, h: int, quantiles: tuple[float, ...]) -> Forecast:
+        return self._ces_forecast(self.model_, y, h, quantiles)
+
+    def _ces_forecast(self, fitted: Any, y: np.ndarray | None, h: int, quantiles: tuple[float, ...]) -> Forecast:
+        wanted, levels = self._levels(quantiles)
+        state = getattr(fitted, "model_", None)
+        # A constant history makes statsforecast fit a Naive instead; conformal intervals and
+        # non-normal errors have no closed form: those keep statsforecast's own path.
+        closed_form = (
+            isinstance(fitted, sf_models.AutoCES) and fitted.prediction_intervals is None
+            and isinstance(state, dict) and ces_intervals.applies(state)
+        )
+        if not closed_form:
+            result = fitted.predict(h=h, level=levels or None) if y is None else fitted.forward(
+                y=y, h=h, level=levels or None
+            )
+            return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
+        if y is not None:
+            state = ces.forward_ces(state, y=np.asarray(y, dtype=np.float64))
+        result = {"mean": ces.forecast_ces(state, h)["mean"]}
+        if levels:
+            result.update(ces_intervals.interval_bounds(state, h, levels))
+        return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
+
+
 _POSITIVE_INTS = ("season_length", "window_size", "nmodels")
 _SHARES = ("alpha_d", "alpha_p")  # smoothing weights: (0, 1]
 
@@ -150,7 +183,7 @@ AutoARIMA = _adapter(
 )
 AutoETS = _adapter(sf_models.AutoETS, {**_AUTO, "min_history": 7}, base=_FORWARD)
 AutoTheta = _adapter(sf_models.AutoTheta, {**_AUTO, "min_history": 4}, base=_FORWARD)
-AutoCES = _adapter(sf_models.AutoCES, {**_AUTO, "min_history": 5}, base=_FORWARD)
+AutoCES = _adapter(sf_models.AutoCES, {**_AUTO, "min_history": 5}, base=CESStatsForecastModel)
 SeasonalNaive = _adapter(
     sf_models.SeasonalNaive, {"native_quantiles": True, "min_history_seasons": 1.0, "demand_types": _ANY}
 )
