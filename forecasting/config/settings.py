@@ -121,6 +121,10 @@ class CandidateSettings(_Section):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     alias: str | None = None
+    move_forward: bool | None = Field(
+        None, description="Expensive model: move forward from the earliest cutoff (true) or refit at every cutoff "
+        "(false); None = backtest.move_forward."
+    )
 
     @property
     def label(self) -> str:

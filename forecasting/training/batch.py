@@ -156,7 +156,7 @@ def _run(
         return _precomputed(outcomes, candidate, [*lengths, y.size] if future else lengths, plan.quantiles)
     return candidate_forecasts(
         candidate.model, y, lengths, plan.horizon, plan.quantiles, plan.capped_history(candidate),
-        plan.move_forward, plan.fit_time_limit, candidate.label, future,
+        plan.moves_forward(candidate), plan.fit_time_limit, candidate.label, future,
     )
 
 

@@ -6,7 +6,7 @@ part is decided before, by a step of its own (``forecasting.activation``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class Candidate:
     label: str
     model: ForecastModel
     isolation: IsolationLimits | None = None
+    move_forward: bool | None = None  # None: the plan's move_forward
 
     @property
     def precomputed(self) -> bool:
@@ -86,7 +87,10 @@ class TrainingPlan:
         A plug-in is not checked here: the pipeline activates the plug-ins before it builds a plan.
         """
         if candidates is None:
-            candidates = tuple(_candidate(c.label, c.name, c.params, settings) for c in settings.models.candidates)
+            candidates = tuple(
+                replace(_candidate(c.label, c.name, c.params, settings), move_forward=c.move_forward)
+                for c in settings.models.candidates
+            )
         if fallbacks is None:
             fallbacks = tuple(_candidate(name, name, {}, settings) for name in settings.models.fallback)
         seasonalities = settings.seasonalities
@@ -117,6 +121,10 @@ class TrainingPlan:
     @property
     def candidate_order(self) -> list[str]:
         return [c.label for c in self.candidates]
+
+    def moves_forward(self, candidate: Candidate) -> bool:
+        """Whether ``candidate`` is fitted once and moved forward to the later cutoffs (else refitted at each)."""
+        return self.move_forward if candidate.move_forward is None else candidate.move_forward
 
     def capped_history(self, candidate: Candidate) -> int | None:
         """How many of the latest observations ``candidate`` sees (None: all of them)."""
