@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from forecasting.data.lifecycle import classify_lifecycle
     from forecasting.data.validation import validate_history
     from forecasting.models import array_baselines
+    from forecasting.orchestration.batching import series_per_batch
     from forecasting.orchestration.pipeline import min_backtest_length
     from forecasting.training import batch as batch_module
     from forecasting.training import selection_step
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     batch_module.candidate_forecasts = timed
     ids = sorted(history["unique_id"].unique())
-    size = settings.compute.series_per_batch
+    size = series_per_batch(plan, len(ids), settings.compute.series_per_batch)
     load_before = os.getloadavg()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     parts = []

@@ -204,7 +204,9 @@ class ComputeSettings(_Section):
         None, ge=1, le=1024, description="Shards (units of retry and calibration pools); None = one per series_per_shard."
     )
     series_per_shard: int = Field(250, ge=1, description="Series per shard when n_shards is None.")
-    series_per_batch: int = Field(5, ge=1, description="Series per Dask task (aim for tasks of 0.5 to 5 s).")
+    series_per_batch: int | None = Field(
+        None, ge=1, description="Series per Dask task; None = from the candidates' cost (tasks of about 2 s)."
+    )
     progress: bool = True
 
 

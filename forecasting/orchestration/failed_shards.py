@@ -9,7 +9,7 @@ import pandas as pd
 from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import CandidateSettings
 from forecasting.data.contract import STATUS_FALLBACK, STATUS_NEW, STATUS_OK
-from forecasting.orchestration.run_folder import load_run
+from forecasting.orchestration.run_folder import load_run, read_shard_lifecycle
 from forecasting.orchestration.shards import shard_is_done
 from forecasting.publishing.table import write_atomic
 from forecasting.training.plan import TrainingPlan
@@ -37,10 +37,9 @@ def fallback_results(run_dir: str, shard: int) -> ShardResult:
     cheap = settings.model_copy(deep=True)
     cheap.models.candidates = [CandidateSettings(name=name) for name in settings.models.fallback]
     cheap.ensemble.enabled = False
-    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
+    history = pd.read_parquet(folder.shard_input(shard))
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-    ids = sorted(history["unique_id"].unique())
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
+    lifecycle = read_shard_lifecycle(folder, shard)
     activate_plugins(cheap)  # a fallback that is a plug-in: its cached verdict
     result = train_batch(history, lifecycle, TrainingPlan.from_settings(cheap), settings.forecast.freq)
     published = result.ledger["status"].isin([STATUS_OK, STATUS_NEW, STATUS_FALLBACK])

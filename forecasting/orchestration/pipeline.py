@@ -178,7 +178,9 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
     lifecycle["shard"] = assign_shards(lifecycle["unique_id"], n_shards)
     history = report.history.merge(lifecycle[["unique_id", "shard"]], on="unique_id")
     for shard, part in history.groupby("shard"):
-        write_atomic(part.drop(columns="shard"), folder.shard_dir(int(shard)) / "input.parquet")
+        write_atomic(part.drop(columns="shard"), folder.shard_input(int(shard)))
+    for shard, part in lifecycle.groupby("shard"):
+        write_atomic(part.drop(columns="shard"), folder.shard_lifecycle(int(shard)))
     inputs = {"lifecycle": lifecycle, "quarantine": report.quarantine, "repairs": report.repairs,
               "not_started": report.not_started}
     for name, part in inputs.items():

@@ -28,7 +28,7 @@ def registration_path(folder: RunFolder) -> Path:
 
 def run_history(folder: RunFolder, shards: list[int]) -> pd.DataFrame:
     """The validated history the run trained on (every shard's input)."""
-    frames = [pd.read_parquet(folder.shard_dir(s) / "input.parquet", columns=["unique_id", "ds", "y"]) for s in shards]
+    frames = [pd.read_parquet(folder.shard_input(s), columns=["unique_id", "ds", "y"]) for s in shards]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame({"unique_id": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[ns]"),

@@ -86,13 +86,13 @@ def _history(folder: RunFolder, series: Sequence[str]) -> pd.DataFrame:
     """Clean history of some series, read from their shards' input files only."""
     lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "shard"])
     shards = lifecycle.loc[lifecycle["unique_id"].isin(series), "shard"].unique()
-    parts = [_read_series(folder.shard_dir(int(s)) / "input.parquet", series, ["unique_id", "ds", "y"]) for s in sorted(shards)]
+    parts = [_read_series(folder.shard_input(int(s)), series, ["unique_id", "ds", "y"]) for s in sorted(shards)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["unique_id", "ds", "y"])
 
 
 def _volume(folder: RunFolder, shards: Sequence[int]) -> pd.Series:
     """Mean demand per series (what 'largest' means for the sample charts)."""
-    parts = [pd.read_parquet(folder.shard_dir(s) / "input.parquet", columns=["unique_id", "y"]) for s in shards]
+    parts = [pd.read_parquet(folder.shard_input(s), columns=["unique_id", "y"]) for s in shards]
     if not parts:
         return pd.Series(dtype=float)
     return pd.concat(parts, ignore_index=True).groupby("unique_id")["y"].mean()

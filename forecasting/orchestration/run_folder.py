@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from forecasting.config import Settings
 
 
@@ -31,6 +33,14 @@ class RunFolder:
 
     def shard_dir(self, shard: int) -> Path:
         return self.path / "shards" / f"shard-{shard:04d}"
+
+    def shard_input(self, shard: int) -> Path:
+        """The shard's validated history (written by prepare)."""
+        return self.shard_dir(shard) / "input.parquet"
+
+    def shard_lifecycle(self, shard: int) -> Path:
+        """The shard's rows of ``input/lifecycle``: a task reads its shard's, not the whole run's."""
+        return self.shard_dir(shard) / "lifecycle.parquet"
 
     def shard_done(self, shard: int) -> Path:
         return self.shard_dir(shard) / "_SUCCESS"
@@ -60,3 +70,19 @@ def load_run(run_dir: str | Path) -> tuple[RunFolder, dict[str, Any], Settings]:
     folder = RunFolder(Path(run_dir))
     manifest = folder.read_json(folder.manifest)
     return folder, manifest, Settings(**manifest["settings"])
+
+
+def read_shard_lifecycle(folder: RunFolder, shard: int, series: list[str] | None = None) -> pd.DataFrame:
+    """The lifecycle rows of ``shard`` (only ``series`` when given).
+
+    A run prepared before shards had their own lifecycle file reads the run's whole one.
+    """
+    path = folder.shard_lifecycle(shard)
+    if not path.exists():
+        frame = pd.read_parquet(folder.input("lifecycle"))
+        frame = frame[frame["shard"] == shard].drop(columns="shard")
+    else:
+        frame = pd.read_parquet(path)
+    if series is not None:
+        frame = frame[frame["unique_id"].isin(series)]
+    return frame.reset_index(drop=True)

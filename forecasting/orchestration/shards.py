@@ -22,7 +22,8 @@ import pandas as pd
 from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import Settings
 from forecasting.data.covariates import covariate_spec, load_covariates
-from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.orchestration.batching import series_per_batch
+from forecasting.orchestration.run_folder import RunFolder, load_run, read_shard_lifecycle
 from forecasting.publishing.table import write_atomic
 from forecasting.training.batch import BatchRaw, backtest_batch, demand_type
 from forecasting.training.global_step import (
@@ -79,10 +80,10 @@ def train_global_shard(run_dir: str, shard: int) -> dict[str, Any]:
     plan = _plan(str(run_dir))
     if done is not None or not global_candidates(plan):
         return {"shard": shard, "skipped": True, **(done or {})}
-    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
+    history = pd.read_parquet(folder.shard_input(shard))
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     ids = sorted(history["unique_id"].unique())
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
+    lifecycle = read_shard_lifecycle(folder, shard)
     active = lifecycle[lifecycle["lifecycle"] != "ended"]
     demands = {str(uid): demand_type(str(c)) for uid, c in zip(active["unique_id"], active["demand_class"], strict=True)}
     covariates = load_covariates(covariate_spec(settings), ids, settings.forecast.freq, settings.forecast.horizon)
@@ -107,9 +108,9 @@ def _global_outcomes(folder: RunFolder, shard: int, series: list[str], settings:
 def shard_batches(run_dir: str, shard: int) -> list[BatchTask]:
     """The shard's series cut into batches, in a stable order."""
     folder, _, settings = load_run(run_dir)
-    ids = pd.read_parquet(folder.shard_dir(shard) / "input.parquet", columns=["unique_id"])["unique_id"]
+    ids = pd.read_parquet(folder.shard_input(shard), columns=["unique_id"])["unique_id"]
     series = sorted(ids.unique())
-    size = settings.compute.series_per_batch
+    size = series_per_batch(_plan(str(run_dir)), len(series), settings.compute.series_per_batch)
     return [(str(run_dir), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
 
 
@@ -122,9 +123,9 @@ def train_series_batch(
     done = _done(folder, out / "_SUCCESS", settings)
     if done is not None:
         return {"shard": shard, "batch": batch, "skipped": True, **done}
-    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet", filters=[("unique_id", "in", series)])
+    history = pd.read_parquet(folder.shard_input(shard), filters=[("unique_id", "in", series)])
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", series)])
+    lifecycle = read_shard_lifecycle(folder, shard, series)
     precomputed = _global_outcomes(folder, shard, series, settings)
     result = backtest_batch(history, lifecycle, _plan(str(run_dir)), precomputed)
     for name in RAW_FRAMES:
@@ -155,10 +156,9 @@ def complete_shard(run_dir: str, shard: int) -> dict[str, Any]:
     if unfinished:
         raise RuntimeError(f"run {folder.run_id} shard {shard}: batches {unfinished} have not finished")
     raw = _read_raw([folder.batch_dir(shard, b) for _, _, b, _ in tasks])
-    history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet")
+    history = pd.read_parquet(folder.shard_input(shard))
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-    ids = sorted(history["unique_id"].unique())
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), filters=[("unique_id", "in", ids)])
+    lifecycle = read_shard_lifecycle(folder, shard)
     result = select_shard(raw, history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, shard=shard)
     for name in RESULT_FRAMES:
         write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")

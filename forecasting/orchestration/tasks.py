@@ -25,7 +25,7 @@ from forecasting.orchestration.failed_shards import failed_shards, fallback_resu
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
 from forecasting.orchestration.registration import register, registration_path
 from forecasting.orchestration.reporting import TIMINGS, record_stage_time, write_report
-from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.orchestration.run_folder import RunFolder, load_run, read_shard_lifecycle
 from forecasting.orchestration.shards import read_shard_results, train_global_shard, train_shard
 from forecasting.publishing.table import write_atomic
 from forecasting.training.selection_step import ShardResult
@@ -94,9 +94,7 @@ def prepare_step(settings: Settings, series: Sequence[str] | None = None) -> dic
 
 def shard_size(run_dir: str, shard: int) -> int:
     """The number of series of ``shard`` (which names its task in the Airflow UI: "shard 3 (41 series)")."""
-    folder = RunFolder(Path(run_dir))
-    shards = pd.read_parquet(folder.input("lifecycle"), columns=["shard"])["shard"]
-    return int((shards == shard).sum())
+    return len(read_shard_lifecycle(RunFolder(Path(run_dir)), shard))
 
 
 def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
