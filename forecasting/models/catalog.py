@@ -149,8 +149,9 @@ def instantiate(
     params: dict[str, Any],
     season_length: int,
     seasonalities: tuple[int, ...] = (),
+    freq: str | None = None,
 ) -> ForecastModel:
-    """An instance with ``params``; ``season_length`` is filled in where the model takes one.
+    """An instance with ``params``; ``season_length`` (and ``freq``, if given) is filled in where the model takes one.
 
     A model tagged ``multiple_seasonalities`` gets every cycle of ``seasonalities`` (or the
     season length alone) instead. Raises ``InvalidParameterError`` for a parameter the class's
@@ -162,6 +163,8 @@ def instantiate(
     if "season_length" in model_class._param_names() and "season_length" not in arguments:
         multiple = model_class.get_tag("multiple_seasonalities")
         arguments["season_length"] = list(seasonalities or (season_length,)) if multiple else season_length
+    if freq is not None and "freq" in model_class._param_names() and "freq" not in arguments:
+        arguments["freq"] = freq
     model = model_class(**arguments)
     check_params(model)
     return model

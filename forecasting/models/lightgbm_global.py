@@ -9,9 +9,12 @@ model without native quantiles. A quantile booster fed its own forecasts drifts
 apart from the median over the horizon (intervals far too wide by the last step);
 conformal quantiles around the recursive median keep the coverage of every step.
 
-Unlike the local models this one is fitted on a panel (``fit_panel`` /
-``predict_panel``); the training layer fits it once per shard and backtest cutoff
-(``training.global_step``) and hands each series its forecasts.
+Unlike the local models this one is fitted on a panel: it implements the global-model
+interface (``models.global_model``: ``fit_panel`` / ``predict_panel``, and ``Tunable``);
+the training layer fits it once per shard and backtest cutoff (``training.global_step``)
+and hands each series its forecasts. The panel's frequency comes from its caller (the
+run's ``forecast.freq``). Fitted on one series without dates (the model contract), it
+lays that history on the calendar of its ``freq`` parameter.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.models.base import Forecast, ForecastModel, ModelError
+from forecasting.models.global_model import GlobalModel, Tunable, as_global
 
 # Parameters of LightGBM itself (the rest configure the features).
 BOOSTER_PARAMS = ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "colsample_bytree", "reg_lambda")
@@ -34,7 +38,7 @@ def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
     return dates.isocalendar().week.to_numpy(dtype=np.int64)
 
 
-class LightGBMGlobal(ForecastModel):
+class LightGBMGlobal(ForecastModel, GlobalModel, Tunable):
     """Global LightGBM, a recursive median; see the module docstring."""
 
     tags: ClassVar[dict[str, Any]] = {
@@ -58,6 +62,7 @@ class LightGBMGlobal(ForecastModel):
         target_transform: str = "standard",
         max_history: int | None = 520,
         seed: int = 0,
+        freq: str = "W-SUN",
     ) -> None:
         self.season_length = season_length
         self.n_lags = n_lags
@@ -70,6 +75,7 @@ class LightGBMGlobal(ForecastModel):
         self.target_transform = target_transform
         self.max_history = max_history
         self.seed = seed
+        self.freq = freq  # the calendar of a history given without dates (a panel brings its own)
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
@@ -178,11 +184,11 @@ class LightGBMGlobal(ForecastModel):
 
     # --- the local contract: a panel of one series ------------------------------------
     def _fit(self, y: np.ndarray, X: np.ndarray | None) -> None:
-        ds = pd.date_range("2000-01-02", periods=y.size, freq="W-SUN")
+        ds = pd.date_range(pd.Timestamp("2000-01-01"), periods=y.size, freq=self.freq)
         self._local = pd.DataFrame({"unique_id": "series", "ds": ds, "y": y})
 
     def _predict(self, h: int, quantiles: tuple[float, ...], X_future: np.ndarray | None) -> Forecast:
-        predicted = self.clone().fit_panel(self._local, "W-SUN").predict_panel(h)  # type: ignore[attr-defined]
+        predicted = as_global(self.clone()).fit_panel(self._local, self.freq).predict_panel(h)
         return Forecast(point=predicted[0.5].to_numpy())
 
 

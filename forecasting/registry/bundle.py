@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.data.contract import STATUS_FALLBACK, STATUS_OK, quantile_label
+from forecasting.data.contract import quantile_label
+from forecasting.data.forecast_rows import forecast_rows
 from forecasting.data.sharding import shard_of
-from forecasting.evaluation.quality import quality_gate
+from forecasting.evaluation.fallback import Failure, FallbackChain, chain_labels
 from forecasting.registry.calibrated_members import PoolCalibration, calibrated_forecast
 from forecasting.registry.member_forecasts import MemberForecasts, Series, bundle_plan
-from forecasting.registry.series_model import SeriesModel
+from forecasting.registry.series_model import QuantileForecast, SeriesModel
 
 WINNERS, HISTORY, META, CALIBRATION = "winners", "history", "bundle", "calibration"
 SCORE_COLUMNS = ("scaled_quantile_loss", "mase", "coverage")
@@ -147,11 +148,12 @@ class BundleForecaster:
             self._pools[name] = PoolCalibration.from_json(self.calibration[name], self.settings.forecast.quantiles)
         return self._pools[name]
 
-    def _chain(self, unique_id: str) -> list[SeriesModel]:
+    def _chain(self, unique_id: str) -> dict[str, SeriesModel]:
+        """The series' models in the order they are tried: its manifest's, then the fallback models."""
         first = self.model_of(unique_id)
-        chain = [first] if first is not None else []
-        labels = {m.label for m in chain}
-        return chain + [SeriesModel.single(name) for name in self.settings.models.fallback if name not in labels]
+        own = {first.label: first} if first is not None else {}
+        labels = chain_labels(list(own), self.settings.models.fallback)
+        return {label: own.get(label) or SeriesModel.single(label) for label in labels}
 
     def forecast(self, history: pd.DataFrame, horizon: int, failed: dict[str, str] | None = None) -> pd.DataFrame:
         """One row per series and step: ds, horizon, quantiles, model, status and ``model_key``
@@ -165,69 +167,47 @@ class BundleForecaster:
         pools = {uid: self.pool_of(uid) for uid in series}
         raw = MemberForecasts(self.settings, plan, broken, series, self.group_of, self.global_params, raw=True)
         own = MemberForecasts(self.settings, plan, broken, series, self.group_of, self.global_params)
-        chains = {uid: self._chain(uid) for uid in series}
-        position = dict.fromkeys(series, 0)
-        failures: dict[str, list[str]] = {uid: [] for uid in series}
-        done: dict[str, tuple[SeriesModel, str, dict[float, np.ndarray]]] = {}
+        models = {uid: self._chain(uid) for uid in series}
+        chains = {uid: FallbackChain(list(models[uid]), series[uid][1][-plan.history_cap:], plan.explosion_factor)
+                  for uid in series}
+
+        def forecast_of(uid: str) -> QuantileForecast:
+            model, y, pool = models[uid][chains[uid].current], series[uid][1], pools[uid]
+            if pool is not None:
+                return calibrated_forecast(model, lambda label: raw.get(uid, label), pool, y, plan.quantiles)
+            return model.combine({label: own.get(uid, label) for label in model.labels})
+
+        # In rounds, one link of every pending series each, so a round's member forecasts are
+        # computed together (one child process per plug-in, one panel fit per global model).
         pending = sorted(series)
         while pending:
             for members, calibrated in ((raw, True), (own, False)):
                 wanted: dict[str, list[str]] = {}
                 for uid in pending:
                     if (pools[uid] is not None) == calibrated:
-                        for label in chains[uid][position[uid]].labels:
+                        for label in models[uid][chains[uid].current].labels:
                             wanted.setdefault(label, []).append(uid)
                 members.ensure(wanted)
-            still = []
             for uid in pending:
-                model = chains[uid][position[uid]]
-                y = series[uid][1]
-                pool = pools[uid]
-                try:
-                    if pool is not None:
-                        forecast = calibrated_forecast(model, lambda label, uid=uid: raw.get(uid, label), pool, y,
-                                                       plan.quantiles)
-                    else:
-                        forecast = model.combine({label: own.get(uid, label) for label in model.labels})
-                    gate = quality_gate(forecast, y[-plan.history_cap:], plan.explosion_factor)
-                    if gate.failure is not None:
-                        raise ValueError(f"quality_gate {gate.failure}")
-                except Exception as exc:
-                    failures[uid].append(f"{model.label}: {type(exc).__name__}: {exc}")
-                    position[uid] += 1
-                    if position[uid] < len(chains[uid]):
-                        still.append(uid)
-                        continue
-                    why = f"series {uid}: every model of the bundle's chain failed: {'; '.join(failures[uid])}"
+                chain = chains[uid]
+                chain.attempt(lambda uid=uid: forecast_of(uid))
+                if chain.passed is None and not chain.open:
+                    why = f"series {uid}: every model of the bundle's chain failed: {'; '.join(map(_failure_text, chain.failures))}"
                     if failed is None:
-                        raise RuntimeError(why) from exc
+                        raise RuntimeError(why) from chain.failures[-1].error
                     failed[uid] = why
-                    continue
-                known = uid in self.winners.index
-                done[uid] = (model, STATUS_OK if position[uid] == 0 and known else STATUS_FALLBACK, gate.quantiles)
-            pending = still
-        return self._rows(series, done, plan.quantiles, horizon)
-
-    def _rows(self, series: Series, done: Mapping[str, tuple[SeriesModel, str, dict[float, np.ndarray]]],
-              quantiles: tuple[float, ...], horizon: int) -> pd.DataFrame:
-        frames = []
-        freq = self.settings.forecast.freq
-        for uid in sorted(done):
-            model, status, forecast = done[uid]
-            frame = pd.DataFrame({
-                "unique_id": uid,
-                "ds": pd.date_range(series[uid][0][-1], periods=horizon + 1, freq=freq)[1:],
-                "horizon": np.arange(1, horizon + 1, dtype=np.int64),
-            })
-            for q in quantiles:
-                frame[quantile_label(q)] = forecast[q]
-            frame["model"], frame["status"], frame["model_key"] = model.label, status, model.key()
-            frames.append(frame)
-        if not frames:
-            if not series:
-                raise KeyError("none of the requested series has history in the bundle or the input")
-            return pd.DataFrame(columns=["unique_id", "ds", "horizon", *map(quantile_label, quantiles), "model", "status", "model_key"])
-        return pd.concat(frames, ignore_index=True)
+            pending = [uid for uid in pending if chains[uid].open]
+        if not series:
+            raise KeyError("none of the requested series has history in the bundle or the input")
+        passed = {uid: gate for uid in sorted(series) if (gate := chains[uid].passed) is not None}
+        picked = [models[uid][chains[uid].current] for uid in passed]
+        return forecast_rows(
+            list(passed), [series[uid][0][-1] for uid in passed], [gate.quantiles for gate in passed.values()],
+            plan.quantiles, horizon, self.settings.forecast.freq,
+            model=[m.label for m in picked],
+            status=[chains[uid].status(first_is_choice=uid in self.winners.index) for uid in passed],
+            model_key=[m.key() for m in picked],
+        )
 
     def predict(self, model_input: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
         """Quantile forecasts for the ids in ``model_input``; its ds/y rows, if any, are the history."""
@@ -244,6 +224,13 @@ class BundleForecaster:
         if unknown:
             raise KeyError(f"series not in the bundle's history (pass their history as ds, y rows): {unknown[:10]}")
         return self.history[self.history["unique_id"].astype(str).isin(ids)]
+
+
+def _failure_text(failure: Failure) -> str:
+    """A failed link as the bundle reports it: what it raised, or the gate's failure."""
+    if failure.gate is None:
+        return f"{failure.label}: {type(failure.error).__name__}: {failure.error}"
+    return f"{failure.label}: ValueError: quality_gate {failure.gate}"
 
 
 def signature(settings: Settings) -> Any:

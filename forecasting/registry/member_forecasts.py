@@ -27,6 +27,7 @@ from forecasting.config import Settings
 from forecasting.data.covariates import covariate_spec, load_covariates
 from forecasting.models.base import HistoryTooShortError
 from forecasting.models.catalog import instantiate, is_builtin, model_class
+from forecasting.models.global_model import as_global
 from forecasting.training.fitting import QuantileForecast, forecast_quantiles, raw_forecast
 from forecasting.training.isolation import isolated_forecast, run_candidate
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
@@ -38,7 +39,7 @@ Series = dict[str, tuple[np.ndarray, np.ndarray]]  # id -> (ds, y)
 def bundle_candidate(name: str, label: str, params: Mapping[str, Any], settings: Settings) -> Candidate:
     """A configured model as training runs it: plug-ins isolated under their limits, built-ins in-process."""
     found = model_class(name)
-    model = instantiate(found, dict(params), settings.season_length)
+    model = instantiate(found, dict(params), settings.season_length, freq=settings.forecast.freq)
     if is_builtin(found) or not settings.plugins.isolation:
         return Candidate(label, model)
     timeout, memory = settings.plugins.limits_for(name)
@@ -174,6 +175,6 @@ class MemberForecasts:
             covariates = load_covariates(covariate_spec(settings), ids, settings.forecast.freq, settings.forecast.horizon)
             if covariates is not None:
                 dynamic, static = covariates.dynamic, covariates.static
-        model.fit_panel(panel, settings.forecast.freq, self.plan.quantiles, dynamic=dynamic, static=static)  # type: ignore[attr-defined]
-        predicted = model.predict_panel(self.plan.horizon)  # type: ignore[attr-defined]
+        fitted = as_global(model).fit_panel(panel, settings.forecast.freq, self.plan.quantiles, dynamic=dynamic, static=static)
+        predicted = fitted.predict_panel(self.plan.horizon)
         return {str(uid): part.sort_values("ds") for uid, part in predicted.groupby("unique_id", sort=False)}

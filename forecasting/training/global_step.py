@@ -26,6 +26,8 @@ import pandas as pd
 from forecasting.data.contract import ID, TARGET, TIME
 from forecasting.data.covariates import Covariates
 from forecasting.evaluation.losses import scale_denominator
+from forecasting.models.base import ForecastModel
+from forecasting.models.global_model import as_global, as_tunable
 from forecasting.training.isolation import IsolatedFailure, Outcome, SeriesOutcomes
 from forecasting.training.plan import Candidate, TrainingPlan
 
@@ -66,12 +68,11 @@ def _eligible(candidate: Candidate, n_obs: Mapping[str, int], demands: Mapping[s
     return [uid for uid, n in n_obs.items() if uid in demands and plan.eligible(candidate, demands[uid], n)]
 
 
-def _fit_predict(model: Any, panel: pd.DataFrame, plan: TrainingPlan, freq: str, quantiles: tuple[float, ...],
+def _fit_predict(model: ForecastModel, panel: pd.DataFrame, plan: TrainingPlan, freq: str, quantiles: tuple[float, ...],
                  covariates: Covariates | None) -> pd.DataFrame:
     dynamic = covariates.dynamic if covariates is not None and model.get_tag("exogenous") else None
     static = covariates.static if covariates is not None and model.get_tag("exogenous") else None
-    model.fit_panel(panel, freq, quantiles, dynamic=dynamic, static=static)
-    return model.predict_panel(plan.horizon)
+    return as_global(model).fit_panel(panel, freq, quantiles, dynamic=dynamic, static=static).predict_panel(plan.horizon)
 
 
 def tune(candidate: Candidate, panel: pd.DataFrame, ids: list[str], plan: TrainingPlan, freq: str,
@@ -86,9 +87,10 @@ def tune(candidate: Candidate, panel: pd.DataFrame, ids: list[str], plan: Traini
     actual = panel[(from_end >= first) & (from_end < first + plan.horizon) & panel[ID].isin(ids)]
     scales = {uid: scale_denominator(part[TARGET].to_numpy()) for uid, part in train.groupby(ID, sort=False)}
     configured = candidate.model.get_params()
+    space = as_tunable(candidate.model)
 
     def objective(trial: Any) -> float:
-        params = type(candidate.model).suggest_params(trial)  # type: ignore[attr-defined]
+        params = space.suggest_params(trial)
         model = candidate.model.clone().set_params(**params)
         predicted = _fit_predict(model, train, plan, freq, (0.5,), covariates)
         joined = actual.merge(predicted[[ID, TIME, 0.5]], on=[ID, TIME], how="left")
@@ -100,7 +102,7 @@ def tune(candidate: Candidate, panel: pd.DataFrame, ids: list[str], plan: Traini
     # The configured parameters are the first trial: tuning never ends worse than them on this window.
     with warnings.catch_warnings():  # configured values may lie outside the search space: still tried
         warnings.simplefilter("ignore", UserWarning)
-        study.enqueue_trial(type(candidate.model).suggest_params(optuna.trial.FixedTrial(configured)))  # type: ignore[attr-defined]
+        study.enqueue_trial(space.suggest_params(optuna.trial.FixedTrial(configured)))
         study.optimize(objective, n_trials=n_trials)
     return {"params": study.best_params, "tuning_loss": study.best_value, "configured_loss": study.trials[0].value,
             "n_trials": n_trials, "seed": seed}

@@ -27,13 +27,14 @@ import pandas as pd
 from forecasting.data.contract import (
     ID,
     STATUS_ENDED,
-    STATUS_FALLBACK,
     STATUS_NEW,
     STATUS_OK,
     quantile_label,
 )
+from forecasting.data.forecast_rows import forecast_rows
 from forecasting.data.lifecycle import ENDED
 from forecasting.evaluation.calibration import coverage_by_step
+from forecasting.evaluation.fallback import Failure, FallbackChain, chain_labels
 from forecasting.evaluation.losses import scale_denominator
 from forecasting.evaluation.procedure import (
     ENSEMBLE,
@@ -44,7 +45,6 @@ from forecasting.evaluation.procedure import (
     origin_features,
     out_of_sample,
 )
-from forecasting.evaluation.quality import quality_gate
 from forecasting.evaluation.weighted_ensemble import format_weights
 from forecasting.evaluation.windows import window_lag
 from forecasting.training.batch import (
@@ -160,8 +160,7 @@ def _chain(i: int, chosen: str, evidence: Evidence, singles: list[str], fallback
     """The order in which a series' forecasts are tried: the choice, the ensemble, singles by loss, fallbacks."""
     means = _mean_losses(evidence, i, singles)
     ranked = sorted(singles, key=lambda label: (means.get(label, np.inf), singles.index(label)))
-    order = [chosen, *([ENSEMBLE] if has_ensemble else []), *ranked, *fallbacks]
-    return list(dict.fromkeys(order))
+    return chain_labels([chosen, *([ENSEMBLE] if has_ensemble else []), *ranked], fallbacks)
 
 
 def _describe_choice(i: int, chosen: str, evidence: Evidence, slots: Sequence[int]) -> str:
@@ -269,59 +268,52 @@ def _gate(
 ) -> tuple[dict, dict[float, np.ndarray] | None]:
     """Walk the chain until a forecast passes the quality gate; the ledger entry and that forecast."""
     ledger: dict = {ID: s.uid, "lifecycle": s.lifecycle, "n_obs": int(s.y.size), "winner": choice}
-    failures, first_failure = [], None
-    gate_history = s.y[-plan.history_cap:]
+    chain = FallbackChain(_chain(i, choice, evidence, singles, fallbacks, has_ensemble), s.y[-plan.history_cap:],
+                          plan.explosion_factor)
+
+    def forecast_of(label: str) -> dict[float, np.ndarray]:
+        values = evidence.forecasts[label][i, 0]
+        return {q: values[:, k] for k, q in enumerate(plan.quantiles)}
+
+    gate = chain.walk(forecast_of)
+    # The ledger's failures: the choice's own, and every forecast the gate refused (a link
+    # without any forecast is expected further down the chain and not worth a warning).
+    failures = []
+    for failure in chain.failures:
+        if failure.label == choice or not failure.no_forecast:
+            logger.warning("series %s model %s: %s", s.uid, failure.label, _reason(failure))
+            failures.append(_reason(failure))
+    first_failure = _reason(chain.failures[0]) if chain.failures else ""
+    if gate is None:
+        ledger.update(status="quarantined", reason="all_models_failed", detail=" | ".join(failures)[:500], model="",
+                      repairs="", gate_failures=" | ".join(failures))
+        return ledger, None
     # no label scored on any window of the series: a short history (the ensemble alone may lack a
     # forecast of a series with windows, when the members it weights failed on it)
     no_evidence = not any(np.isfinite(losses[i]).any() for losses in evidence.losses.values())
-    for label in _chain(i, choice, evidence, singles, fallbacks, has_ensemble):
-        values = evidence.forecasts[label][i, 0]
-        if not np.isfinite(values).all():
-            reason = f"no_forecast: {label}"
-        else:
-            gate = quality_gate({q: values[:, k] for k, q in enumerate(plan.quantiles)}, gate_history, plan.explosion_factor)
-            if gate.failure is None:
-                if no_evidence:
-                    status, reason = STATUS_NEW, "short_history"
-                elif label == choice:
-                    status, reason = STATUS_OK, ""
-                else:
-                    status, reason = STATUS_FALLBACK, (first_failure or "").split(":")[0]
-                ledger.update(status=status, reason=reason, detail=first_failure or "", model=label,
-                              repairs=",".join(gate.repairs), gate_failures=" | ".join(failures))
-                return ledger, gate.quantiles
-            reason = f"quality_gate: {label}: {gate.failure}"
-        if label == choice or not reason.startswith("no_forecast"):
-            logger.warning("series %s model %s: %s", s.uid, label, reason)
-            failures.append(reason)
-        first_failure = first_failure or reason
-    ledger.update(status="quarantined", reason="all_models_failed", detail=" | ".join(failures)[:500], model="",
-                  repairs="", gate_failures=" | ".join(failures))
-    return ledger, None
+    status = chain.status(new=no_evidence)
+    reason = "short_history" if status == STATUS_NEW else "" if status == STATUS_OK else first_failure.split(":")[0]
+    ledger.update(status=status, reason=reason, detail=first_failure, model=chain.current,
+                  repairs=",".join(gate.repairs), gate_failures=" | ".join(failures))
+    return ledger, gate.quantiles
+
+
+def _reason(failure: Failure) -> str:
+    """A failed link as the ledger names it: no forecast, or the gate's failure."""
+    if failure.no_forecast:
+        return f"no_forecast: {failure.label}"
+    return f"quality_gate: {failure.label}: {failure.gate}"
 
 
 def _forecast_rows(
     chosen: list[tuple[_Series, dict[float, np.ndarray], dict]], freq: str, plan: TrainingPlan
 ) -> pd.DataFrame:
     """The published rows of a pool's series (``chosen``: series, forecast, ledger entry), in one frame."""
-    h = plan.horizon
-    future: dict[pd.Timestamp, pd.DatetimeIndex] = {}  # the series of a run share their origin: one date range each
-    dates = []
-    for s, _, _ in chosen:
-        origin = pd.Timestamp(s.ds[-1])
-        if origin not in future:
-            future[origin] = pd.date_range(origin, periods=h + 1, freq=freq)[1:]
-        dates.append(future[origin])
-    frame = pd.DataFrame({
-        ID: np.repeat(np.array([s.uid for s, _, _ in chosen], dtype=object), h),
-        "ds": dates[0].append(dates[1:]) if len(dates) > 1 else dates[0],
-        "horizon": np.tile(np.arange(1, h + 1, dtype=np.int64), len(chosen)),
-    })
-    for q in plan.quantiles:
-        frame[quantile_label(q)] = np.concatenate([np.asarray(forecast[q], dtype=np.float64) for _, forecast, _ in chosen])
-    frame["model"] = np.repeat(np.array([ledger["model"] for _, _, ledger in chosen], dtype=object), h)
-    frame["status"] = np.repeat(np.array([ledger["status"] for _, _, ledger in chosen], dtype=object), h)
-    return frame
+    return forecast_rows(
+        [s.uid for s, _, _ in chosen], [s.ds[-1] for s, _, _ in chosen], [forecast for _, forecast, _ in chosen],
+        plan.quantiles, plan.horizon, freq,
+        model=[ledger["model"] for _, _, ledger in chosen], status=[ledger["status"] for _, _, ledger in chosen],
+    )
 
 
 def _evidence_rows(series: list[_Series], evidence: Evidence, labels: list[str], plan: TrainingPlan) -> tuple[pd.DataFrame, pd.DataFrame]:

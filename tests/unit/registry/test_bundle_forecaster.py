@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from forecasting.config import load_settings
 from forecasting.data.covariates import covariate_spec
@@ -89,3 +90,29 @@ def test_a_global_lightgbm_winner_is_refitted_on_its_panel_as_backtested(tmp_pat
         assert own["ds"].iloc[0] == last + pd.Timedelta(weeks=1) and own["ds"].dt.dayofweek.eq(4).all()  # Fridays
         for q, column in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90")):
             np.testing.assert_allclose(own[column].to_numpy(), expected[q], rtol=1e-9)
+
+
+def test_the_bundle_chain_falls_back_and_names_what_failed():
+    """The manifest's model first, then the configured fallback models (``evaluation.fallback``):
+    ``ok`` only for a known series' own model; a series no link can forecast is left out and named."""
+    settings = load_settings(None, {"models": {"candidates": CANDIDATES, "fallback": ["Naive", "HistoricAverage"]}})
+    history = generate_demo_panel(8, 120, "W-SUN", "2025-12-28", 3)
+    sizes = history.groupby("unique_id").size()
+    known, missing, unknown, broken = sorted(sizes[sizes == 120].index)[:4]
+    history = history[history["unique_id"].isin([known, missing, unknown, broken])].reset_index(drop=True)
+    history.loc[(history["unique_id"] == broken) & (history["ds"] == history["ds"].max()), "y"] = np.nan
+    winners = pd.DataFrame({"unique_id": [known, missing, broken], "model": ["SeasonalNaive", "NotConfigured", "Naive"],
+                            "ensemble_members": "", "status": "ok"})
+    failed: dict[str, str] = {}
+
+    rows = BundleForecaster(settings, winners, history).forecast(history, 4, failed)
+
+    first = rows.drop_duplicates("unique_id").set_index("unique_id")
+    assert first.loc[known, ["model", "status"]].tolist() == ["SeasonalNaive", "ok"]
+    assert first.loc[missing, ["model", "status"]].tolist() == ["Naive", "fallback"]  # its model cannot be built here
+    assert first.loc[unknown, ["model", "status"]].tolist() == ["Naive", "fallback"]  # not in the manifest
+    assert broken not in first.index and list(failed) == [broken]
+    assert failed[broken].startswith(f"series {broken}: every model of the bundle's chain failed: Naive: ")
+    assert "; HistoricAverage: ValueError: " in failed[broken]
+    with pytest.raises(RuntimeError, match="every model of the bundle's chain failed"):
+        BundleForecaster(settings, winners, history).forecast(history, 4)

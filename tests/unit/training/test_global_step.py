@@ -157,3 +157,32 @@ def test_the_local_contract_fits_a_panel_of_one_series_and_the_model_is_a_builti
     assert forecast.point.shape == (H,) and forecast.quantiles == {}  # no native quantiles
     model = build_model("LightGBM", {}, season_length=52)
     assert is_builtin(type(model)) and model.season_length == 52 and model.get_tag("scope") == "global"
+
+
+def test_lightgbm_declares_the_global_interface_and_a_local_model_is_refused():
+    from forecasting.models.base import ModelError
+    from forecasting.models.catalog import build_model
+    from forecasting.models.global_model import GlobalModel, Tunable, as_global, as_tunable
+
+    model = LightGBMGlobal(**CHEAP)
+    assert isinstance(model, GlobalModel) and isinstance(model, Tunable)
+    assert as_global(model) is model and as_tunable(model) is model
+    naive = build_model("Naive", {}, season_length=1)
+    with pytest.raises(ModelError, match="Naive is tagged global but has no fit_panel"):
+        as_global(naive)
+    with pytest.raises(ModelError, match="Naive cannot be tuned"):
+        as_tunable(naive)
+
+
+def test_the_local_contract_lays_its_history_on_the_calendar_of_its_frequency():
+    """A history without dates: weekly Sundays by default (as before), the run's frequency when built for one."""
+    from forecasting.models.catalog import build_model, instantiate
+
+    y = _panel()[lambda f: f["unique_id"] == "s0"]["y"].to_numpy()
+    sundays = pd.DataFrame({"unique_id": "series", "ds": pd.date_range("2000-01-02", periods=y.size, freq="W-SUN"), "y": y})
+    expected = LightGBMGlobal(**CHEAP).fit_panel(sundays, "W-SUN").predict_panel(H)[0.5].to_numpy()
+    np.testing.assert_array_equal(LightGBMGlobal(**CHEAP).fit(y).predict(H).point, expected)
+    assert build_model("LightGBM", {}, season_length=52).freq == "W-SUN"
+    assert instantiate(LightGBMGlobal, dict(CHEAP), season_length=12, freq="W-FRI").get_params()["freq"] == "W-FRI"
+    fridays = LightGBMGlobal(**CHEAP, freq="W-FRI").fit(y)
+    assert isinstance(fridays, LightGBMGlobal) and fridays._local["ds"].dt.dayofweek.eq(4).all()

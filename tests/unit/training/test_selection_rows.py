@@ -1,9 +1,10 @@
 """The shard's row frames are built with array operations and equal the row-by-row construction.
 
-``selection_step._evidence_rows`` (per-window scores and backtest forecasts) and
-``_forecast_rows`` (the published rows) once built one small frame per series, window and
-candidate. The reference implementations below are those loops, kept here verbatim; a shard
-selected with them and with the array versions must give identical frames.
+``selection_step._evidence_rows`` (per-window scores and backtest forecasts) once built one
+small frame per series, window and candidate. The reference implementation below is that
+loop, kept here verbatim; a shard selected with it and with the array version must give
+identical frames. (The published rows come from ``data.forecast_rows``, tested against its
+own reference in ``tests/unit/data/test_forecast_rows.py``.)
 """
 
 from __future__ import annotations
@@ -53,22 +54,6 @@ def _reference_evidence_rows(series, evidence, labels, plan):  # type: ignore[no
     return pd.DataFrame(scores), (pd.concat(backtest, ignore_index=True) if backtest else pd.DataFrame())
 
 
-def _reference_forecast_rows(chosen, freq, plan):  # type: ignore[no-untyped-def]
-    frames = []
-    for s, forecast, ledger in chosen:
-        frame = pd.DataFrame({
-            ID: s.uid,
-            "ds": pd.date_range(pd.Timestamp(s.ds[-1]), periods=plan.horizon + 1, freq=freq)[1:],
-            "horizon": np.arange(1, plan.horizon + 1, dtype=np.int64),
-        })
-        for q in plan.quantiles:
-            frame[quantile_label(q)] = forecast[q]
-        frame["model"] = ledger["model"]
-        frame["status"] = ledger["status"]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
 def _shard(quantiles: tuple[float, ...]) -> tuple:  # type: ignore[type-arg]
     settings = load_settings(overrides={"forecast": {"quantiles": list(quantiles)},
                                         "compute": {"executor": "serial", "progress": False}})
@@ -87,7 +72,6 @@ def test_shard_frames_equal_the_row_by_row_construction(monkeypatch: pytest.Monk
     raw, history, lifecycle, plan, freq = _shard(quantiles)
     fast = select_shard(raw, history, lifecycle, plan, freq)
     monkeypatch.setattr(selection_step, "_evidence_rows", _reference_evidence_rows)
-    monkeypatch.setattr(selection_step, "_forecast_rows", _reference_forecast_rows)
     slow = select_shard(raw, history, lifecycle, plan, freq)
     assert len(fast.scores) > 100 and len(fast.backtest) > 1000 and len(fast.forecasts) > 100
     for name in ShardResult.FRAMES:

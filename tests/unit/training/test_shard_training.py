@@ -263,6 +263,7 @@ def test_non_finite_forecasts_are_dropped_and_recorded():
 
 
 # --------------------------------------------------------------------------- the chain
+# (the walk itself: tests/unit/evaluation/test_fallback.py; here the order training gives it and its ledger)
 
 
 @pytest.mark.parametrize(
