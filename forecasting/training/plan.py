@@ -148,7 +148,7 @@ class TrainingPlan:
 
 def _candidate(label: str, name: str, params: dict, settings: Settings) -> Candidate:
     found = model_class(name)
-    model = instantiate(found, params, settings.season_length, settings.seasonalities)
+    model = instantiate(found, params, settings.season_length, settings.seasonalities, settings.forecast.freq)
     if is_builtin(found) or not settings.plugins.isolation:
         return Candidate(label, model)
     timeout, memory = settings.plugins.limits_for(name)
