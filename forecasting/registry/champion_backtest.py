@@ -26,8 +26,9 @@ def _fingerprint(settings: Settings, label: str) -> tuple[Any, ...] | None:
     found = next((c for c in settings.models.candidates if c.label == label), None)
     if found is None:
         return None
+    moves_forward = settings.backtest.move_forward if found.move_forward is None else found.move_forward
     return (found.name, sorted(found.params.items()), tuple(settings.forecast.quantiles), settings.season_length,
-            settings.models.conformal_windows, settings.models.max_history_seasons)
+            settings.models.conformal_windows, settings.models.max_history_seasons, moves_forward)
 
 
 def shared_labels(champion: Settings, new: Settings) -> set[str]:

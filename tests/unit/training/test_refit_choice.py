@@ -44,3 +44,18 @@ def test_refit_fits_every_cutoff_afresh_and_forward_moves_the_earliest_fit() -> 
     first = model.clone().fit(y[:91])
     np.testing.assert_allclose(moved[91][0.5], refits[91][0.5])
     np.testing.assert_allclose(moved[117][0.5], first.forward(y[:117], 13, QUANTILES).point)
+
+
+def test_a_champion_backtested_with_another_refit_choice_is_not_reused() -> None:
+    """The registry reuses a champion's backtest rows only for candidates backtested alike."""
+    from forecasting.registry.champion_backtest import shared_labels
+
+    def settings(**backtest: bool):
+        return load_settings(overrides={"models": {"candidates": [{"name": "AutoETS"}, {"name": "AutoCES"}]},
+                                        "backtest": backtest})
+
+    refit_ces = load_settings(overrides={"models": {"candidates": [
+        {"name": "AutoETS"}, {"name": "AutoCES", "move_forward": False}]}})
+    assert shared_labels(settings(), settings()) >= {"AutoETS", "AutoCES"}
+    assert shared_labels(settings(), refit_ces) == {"AutoETS"}
+    assert shared_labels(settings(move_forward=False), refit_ces) == {"AutoCES"}
