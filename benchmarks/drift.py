@@ -45,8 +45,8 @@ from forecasting.monitoring.cusum import CusumRule, false_alarm_rate, weekly_inc
 from forecasting.monitoring.live import live_points, with_reference  # noqa: E402
 from forecasting.monitoring.reference import run_reference  # noqa: E402
 from forecasting.orchestration.pipeline import finalize, prepare_run  # noqa: E402
-from forecasting.orchestration.registration import run_history, training_groups  # noqa: E402
-from forecasting.orchestration.run_folder import RunFolder  # noqa: E402
+from forecasting.orchestration.registration import training_groups  # noqa: E402
+from forecasting.orchestration.run_catalog import RunFolder, run_history  # noqa: E402
 from forecasting.orchestration.shards import train_shard  # noqa: E402
 from forecasting.registry.bundle import BundleForecaster, winners_manifest  # noqa: E402
 

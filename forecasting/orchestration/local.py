@@ -10,7 +10,6 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
 from forecasting.orchestration.reporting import record_stage_time
-from forecasting.orchestration.run_folder import RunFolder
+from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import finished_series
 from forecasting.orchestration.tasks import finalize_run, prepare_step, publish_run, report_run
 
@@ -57,12 +56,13 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     run_dir, shards = prepared["run_dir"], prepared["shards"]
     timings["prepare"] = time.perf_counter() - started
 
-    n_series = len(pd.read_parquet(RunFolder(Path(run_dir)).input("lifecycle"), columns=["unique_id"]))
+    run = Run.load(run_dir)
+    n_series = len(pd.read_parquet(run.folder.input("lifecycle"), columns=["unique_id"]))
     started = time.perf_counter()
     progress = settings.compute.progress
     with tqdm(total=n_series, desc="series", unit="series", file=sys.stderr, disable=not progress) as bar, \
             _above(bar, progress):
-        bar.update(sum(finished_series(run_dir, shard) for shard in shards))
+        bar.update(sum(finished_series(run, shard) for shard in shards))
         run_shards(settings, run_dir, shards, on_series_done=bar.update, notify=_write_above if progress else None)
     timings["train"] = time.perf_counter() - started
     record_stage_time(run_dir, "train", timings["train"])

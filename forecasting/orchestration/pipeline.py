@@ -47,7 +47,7 @@ from forecasting.evaluation.windows import backtest_windows, min_train_length
 from forecasting.models.catalog import installed_plugins
 from forecasting.models.params import check_model_settings
 from forecasting.orchestration.registration import switching_version, versioned_table
-from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.orchestration.run_catalog import Manifest, Run, RunFolder, runs_dir
 from forecasting.orchestration.shards import read_shard_results
 from forecasting.publishing.sql import SqlCommitPoint
 from forecasting.publishing.table import (
@@ -170,7 +170,7 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
         as_of = pd.Timestamp(report.history["ds"].max())
     data_fingerprint = fingerprint(raw)
     run_id = make_run_id(as_of, data_fingerprint, settings, series)
-    folder = RunFolder(Path(settings.output.root).resolve() / "runs" / run_id)
+    folder = RunFolder(runs_dir(Path(settings.output.root).resolve()) / run_id)
     lifecycle = classify_lifecycle(
         report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
     )
@@ -187,32 +187,30 @@ def prepare_run(settings: Settings, series: Sequence[str] | None = None) -> dict
         write_atomic(part, folder.input(name))
 
     shards = sorted(int(s) for s in history["shard"].unique())
-    previous_version = _previous_winners(settings, folder, run_id)
-    folder.write_json(
-        folder.manifest,
-        {
-            "run_id": run_id,
-            "as_of": as_of.isoformat(),
-            "started_at": round(started_at, 3),  # when this run's prepare step began (epoch seconds)
-            "source": source,
-            "series_subset": sorted(series) if series else None,
-            "data_fingerprint": data_fingerprint,
-            "n_input_series": report.n_input_series,
-            "trimmed_rows": report.trimmed_rows,
-            "validation_notes": notes,
-            "shards": shards,
-            "n_shards": n_shards,
-            "settings": settings.model_dump(mode="json"),
-            "versions": _package_versions(),
-            "plugins": plugin_versions(settings),
-            "plugin_isolation": isolation_summary(settings),
-            "previous_winners_version": previous_version,
-        },
+    switching = _choose_switching_version(settings, folder, run_id)
+    manifest = Manifest(
+        run_id=run_id,
+        as_of=as_of,
+        started_at=round(started_at, 3),
+        source=source,
+        series_subset=sorted(series) if series else None,
+        data_fingerprint=data_fingerprint,
+        n_input_series=report.n_input_series,
+        trimmed_rows=report.trimmed_rows,
+        validation_notes=notes,
+        shards=shards,
+        n_shards=n_shards,
+        settings=settings.model_dump(mode="json"),
+        versions=_package_versions(),
+        plugins=plugin_versions(settings),
+        plugin_isolation=isolation_summary(settings),
+        switching_version=switching,
     )
+    folder.write_json(folder.manifest, manifest.to_json())
     return {"run_id": run_id, "run_dir": str(folder.path), "shards": shards}
 
 
-def _previous_winners(settings: Settings, folder: RunFolder, run_id: str) -> str:
+def _choose_switching_version(settings: Settings, folder: RunFolder, run_id: str) -> str:
     """Create the registry store once, before any parallel work (a fresh SQLite store cannot be
     created concurrently), and choose the champion whose models the switching margin keeps.
 
@@ -265,14 +263,15 @@ def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def finalize(run_dir: str | Path, results: ShardResult | None = None) -> dict[str, Any]:
+def finalize(run: Run | str | Path, results: ShardResult | None = None) -> dict[str, Any]:
     """Combine the shards into the run's ledger, leaderboard, scores and forecasts.
 
     ``results``: the shards' combined results when the caller assembled them (for example
     with fallbacks for failed shards); by default every shard's checkpoint is read.
     """
-    folder, manifest, settings = load_run(run_dir)
-    combined = results if results is not None else read_shard_results(folder, manifest["shards"])
+    run = Run.of(run)
+    folder, manifest, settings = run.folder, run.manifest, run.settings
+    combined = results if results is not None else read_shard_results(folder, manifest.shards)
     quarantine = pd.read_parquet(folder.input("quarantine"))
     parts = [combined.ledger, _quarantine_ledger(quarantine)]
     if folder.input("not_started").exists():  # every input series is in the ledger, those after as_of too
@@ -285,7 +284,7 @@ def finalize(run_dir: str | Path, results: ShardResult | None = None) -> dict[st
             ledger[column] = ledger[column].fillna("").astype(str)
     leaderboard = _leaderboard(combined.scores, ledger)
     table = build_forecast_table(
-        combined.forecasts, pd.Timestamp(manifest["as_of"]), folder.run_id, settings.forecast.quantiles
+        combined.forecasts, manifest.as_of, folder.run_id, settings.forecast.quantiles
     )
     labels = quantile_labels(settings.forecast.quantiles)
     outputs = {
@@ -309,14 +308,14 @@ def finalize(run_dir: str | Path, results: ShardResult | None = None) -> dict[st
     coverage = coverage_summary(combined.calibration, settings.forecast.quantiles)
     if coverage:
         summary["calibration"] = coverage
-    global_models = _global_models(folder, manifest["shards"])
+    global_models = _global_models(folder, manifest.shards)
     if global_models:
         summary["global_models"] = global_models
-    if manifest.get("plugin_isolation"):
-        summary["plugin_isolation"] = manifest["plugin_isolation"]
+    if manifest.plugin_isolation:
+        summary["plugin_isolation"] = manifest.plugin_isolation
     summary.update(
         run_id=folder.run_id,
-        as_of=manifest["as_of"],
+        as_of=manifest.as_of.isoformat(),
         **{name: str(folder.output(name)) for name in ("forecasts", "ledger", "leaderboard")},
     )
     folder.write_json(folder.summary, summary)
@@ -327,7 +326,7 @@ def _global_models(folder: RunFolder, shards: Sequence[int]) -> dict[str, Any]:
     """Per shard, what each global candidate was fitted with (parameters, tuning, seconds)."""
     found = {}
     for shard in shards:
-        marker = folder.shard_dir(shard) / "global" / "_SUCCESS"
+        marker = folder.global_done(shard)
         if marker.exists():
             found[str(shard)] = folder.read_json(marker)["models"]
     return found
@@ -399,19 +398,20 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
     return summary
 
 
-def publish(run_dir: str | Path) -> dict[str, Any]:
+def publish(run: Run | str | Path) -> dict[str, Any]:
     """Publish the run's forecasts: the SQL table (the commit point, when enabled), then the Parquet
     table of its origin.
 
     A series this run could not forecast (quarantined) keeps the rows an earlier run of the same
     origin published: the ledger marks them stale. Ended series lose theirs.
     """
-    folder, manifest, settings = load_run(run_dir)
+    run = Run.of(run)
+    folder, settings = run.folder, run.settings
     # stamped with the registered version; the champion's forecasts when this run is only challenger
-    table, source = versioned_table(run_dir, pd.read_parquet(folder.output("forecasts")))
+    table, source = versioned_table(run, pd.read_parquet(folder.output("forecasts")))
     ledger = pd.read_parquet(folder.output("ledger"))
     replaceable = ledger.loc[ledger["status"].isin([*PUBLISHED_STATUSES, STATUS_ENDED]), "unique_id"].astype(str)
-    as_of = pd.Timestamp(manifest["as_of"])
+    as_of = run.manifest.as_of
     commit_point = None
     if settings.database.enabled:
         commit_point = SqlCommitPoint(database_engine(settings), settings.database.forecast_table,

@@ -17,15 +17,13 @@ import pandas as pd
 from forecasting.config import ConfigError
 from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED, quantile_labels
 from forecasting.orchestration.registration import decision_lines
-from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.orchestration.run_catalog import Manifest, Run, RunFolder, finished_runs, runs_dir
 from forecasting.reporting import explain as explaining
 from forecasting.reporting import prometheus
 from forecasting.reporting.figures import changed_winners, collect_figures, figures_summary
 from forecasting.reporting.report import SeriesSample, render_report
 from forecasting.reporting.sampling import choose_samples
 
-REPORT, METRICS, TIMINGS = "report.html", "metrics.prom", "timings.json"
-REGISTRATION = "registration.json"  # written by the register step (finalize)
 TEXTFILE_NAME = "forecasting.prom"
 REPORT_STAGE = "report"
 STAGES = ("prepare", "train", "finalize", "publish", REPORT_STAGE)
@@ -34,22 +32,17 @@ STAGES = ("prepare", "train", "finalize", "publish", REPORT_STAGE)
 def record_stage_time(run_dir: str | Path, stage: str, seconds: float) -> None:
     """Add one stage's wall time to the run's timings.json (a rerun of the stage overwrites it)."""
     folder = RunFolder(Path(run_dir))
-    path = folder.path / TIMINGS
-    timings = folder.read_json(path) if path.exists() else {}
+    timings = folder.read_json(folder.timings) if folder.timings.exists() else {}
     timings[stage] = round(float(seconds), 3)
-    folder.write_json(path, timings)
+    folder.write_json(folder.timings, timings)
 
 
 def _timings(folder: RunFolder) -> dict[str, float]:
     """Recorded stage times in run order (timings.json itself is written with sorted keys)."""
-    path = folder.path / TIMINGS
+    path = folder.timings
     timings = {str(k): float(v) for k, v in folder.read_json(path).items()} if path.exists() else {}
     order = {stage: i for i, stage in enumerate(STAGES)}
     return dict(sorted(timings.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
-
-
-def _finished(path: Path) -> bool:
-    return all((path / name).exists() for name in ("manifest.json", "ledger.parquet", "leaderboard.parquet"))
 
 
 def previous_run(run_dir: str | Path) -> RunFolder | None:
@@ -60,16 +53,15 @@ def previous_run(run_dir: str | Path) -> RunFolder | None:
     can replace this lookup; the report takes whichever run folder it is given.
     """
     folder = RunFolder(Path(run_dir))
-    manifest = folder.read_json(folder.manifest)
-    as_of, subset, prepared = pd.Timestamp(manifest["as_of"]), manifest.get("series_subset"), folder.manifest.stat().st_mtime
+    manifest = Manifest.from_json(folder.read_json(folder.manifest))
+    as_of, subset, prepared = manifest.as_of, manifest.series_subset, folder.manifest.stat().st_mtime
     best: tuple[pd.Timestamp, float, RunFolder] | None = None
-    for path in (folder.output_root / "runs").iterdir():
-        if path.resolve() == folder.path.resolve() or not _finished(path):
+    for other in finished_runs(folder.output_root):
+        if other.path.resolve() == folder.path.resolve():
             continue
-        other = RunFolder(path)
-        content = other.read_json(other.manifest)
-        other_as_of, other_prepared = pd.Timestamp(content["as_of"]), other.manifest.stat().st_mtime
-        if content.get("series_subset") not in (None, subset):
+        content = Manifest.from_json(other.read_json(other.manifest))
+        other_as_of, other_prepared = content.as_of, other.manifest.stat().st_mtime
+        if content.series_subset not in (None, subset):
             continue
         if other_as_of > as_of or (other_as_of == as_of and other_prepared >= prepared):
             continue
@@ -98,9 +90,9 @@ def _volume(folder: RunFolder, shards: Sequence[int]) -> pd.Series:
     return pd.concat(parts, ignore_index=True).groupby("unique_id")["y"].mean()
 
 
-def _samples(folder: RunFolder, manifest: dict[str, Any], ledger: pd.DataFrame, leaderboard: pd.DataFrame,
+def _samples(folder: RunFolder, manifest: Manifest, ledger: pd.DataFrame, leaderboard: pd.DataFrame,
              changed: Sequence[str], cap: int, history_periods: int) -> list[SeriesSample]:
-    chosen = choose_samples(ledger, leaderboard, _volume(folder, manifest["shards"]), changed, cap)
+    chosen = choose_samples(ledger, leaderboard, _volume(folder, manifest.shards), changed, cap)
     if not chosen:
         return []
     ids = list(chosen)
@@ -126,7 +118,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_report(
-    run_dir: str | Path,
+    run: Run | str | Path,
     previous_run_dir: str | Path | None = None,
     monitoring: Mapping[str, float | Mapping[str, float]] | None = None,
     find_previous: bool = True,
@@ -138,7 +130,8 @@ def write_report(
     (``prometheus.MONITORING_METRICS``), exported beside the run's.
     """
     started = time.perf_counter()
-    folder, manifest, settings = load_run(run_dir)
+    run = Run.of(run)
+    folder, manifest, settings = run.folder, run.manifest, run.settings
     ledger = pd.read_parquet(folder.output("ledger"))
     leaderboard = pd.read_parquet(folder.output("leaderboard"))
     quantiles = settings.forecast.quantiles
@@ -152,14 +145,14 @@ def write_report(
         before = RunFolder(Path(previous_run_dir))
         previous = (before.run_id, pd.read_parquet(before.output("ledger")), pd.read_parquet(before.output("leaderboard")))
     summary = folder.read_json(folder.summary) if folder.summary.exists() else {}
-    registration = folder.path / REGISTRATION
+    registration = folder.registration
     labels: dict[str, list[str]] = {}
     for candidate in settings.models.candidates:
         labels.setdefault(candidate.name, []).append(candidate.label)
     figures = collect_figures(
-        folder.run_id, manifest["as_of"], ledger, leaderboard, quantiles, backtest, _timings(folder), previous,
+        folder.run_id, manifest.as_of.isoformat(), ledger, leaderboard, quantiles, backtest, _timings(folder), previous,
         configured=[c.label for c in settings.models.candidates],
-        plugins={"isolation": manifest.get("plugin_isolation"), "versions": manifest.get("plugins"), "labels": labels},
+        plugins={"isolation": manifest.plugin_isolation, "versions": manifest.plugins, "labels": labels},
         decision=folder.read_json(registration) if registration.exists() else None,
         out_of_sample=summary.get("out_of_sample"),
         calibration=pd.read_parquet(folder.output("calibration")) if folder.output("calibration").exists() else None,
@@ -167,14 +160,14 @@ def write_report(
     changed = list(changed_winners(ledger, previous[1])) if previous else []
     samples = _samples(folder, manifest, ledger, leaderboard, changed, settings.reporting.max_fan_charts,
                        settings.reporting.history_periods)
-    context = {"source": manifest.get("source", ""), "candidates": len(settings.models.candidates),
+    context = {"source": manifest.source, "candidates": len(settings.models.candidates),
                "backtest windows": settings.backtest.n_windows, "horizon": settings.forecast.horizon,
                **decision_lines(folder)}
     html = render_report(figures, samples, quantiles, context, started=started)
-    report_path, metrics_path = folder.path / REPORT, folder.path / METRICS
+    report_path, metrics_path = folder.report, folder.metrics
     write_text_atomic(report_path, html)
 
-    families = prometheus.run_metrics(figures, pd.Timestamp(manifest["as_of"]).timestamp(), time.time())
+    families = prometheus.run_metrics(figures, manifest.as_of.timestamp(), time.time())
     if monitoring:
         families += prometheus.monitoring_metrics(monitoring)
     text = prometheus.render(families)
@@ -198,11 +191,11 @@ def write_report(
 
 def newest_run(output_root: str | Path) -> RunFolder:
     """The most recently prepared finished run under an output root."""
-    runs = Path(output_root).resolve() / "runs"
-    finished = [p for p in runs.iterdir() if _finished(p)] if runs.is_dir() else []
+    root = Path(output_root).resolve()
+    finished = finished_runs(root)
     if not finished:
-        raise ConfigError(f"no finished run under {runs}: run `forecasting run` first, or pass the output root with --output")
-    return RunFolder(max(finished, key=lambda p: (p / "manifest.json").stat().st_mtime))
+        raise ConfigError(f"no finished run under {runs_dir(root)}: run `forecasting run` first, or pass the output root with --output")
+    return max(finished, key=lambda folder: folder.manifest.stat().st_mtime)
 
 
 def _series_frames(folder: RunFolder, series_id: str) -> dict[str, pd.DataFrame]:
@@ -229,16 +222,16 @@ def explain(series_id: str, output_dir: str | Path | None = None, output_root: s
     if fmt not in ("html", "png"):
         raise ConfigError(f"explain: format must be html or png, got {fmt!r}")
     if run_id is not None:
-        runs = Path(output_root).resolve() / "runs"
+        runs = runs_dir(Path(output_root).resolve())
         folder = RunFolder(runs / run_id)
         if Path(run_id).name != run_id or run_id in (".", "..") or folder.path.resolve().parent != runs:
             raise ConfigError(f"explain: {run_id!r} is not a run id (a folder name under {runs}); "
                               "to explain a run under another output root, pass --output")
-        if not _finished(folder.path):
-            raise ConfigError(f"explain: no finished run {run_id} under {Path(output_root).resolve() / 'runs'}")
+        if not folder.is_finished:
+            raise ConfigError(f"explain: no finished run {run_id} under {runs}")
     else:
         folder = newest_run(output_root)
-    _, _, settings = load_run(folder.path)
+    settings = Run.load(folder.path).settings
     ledger = _read_series(folder.output("ledger"), [series_id])
     if ledger.empty:
         raise ConfigError(f"explain: series {series_id!r} is not in run {folder.run_id} (neither trained nor quarantined)")
@@ -251,8 +244,7 @@ def explain(series_id: str, output_dir: str | Path | None = None, output_root: s
     explanation = explaining.SeriesExplanation(series_id, folder.run_id, row, **frames)
     output = Path(output_dir) if output_dir is not None else folder.path
     output.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in series_id)
-    path = output / f"explain-{safe}-{folder.run_id}.{fmt}"
+    path = folder.explanation(output, series_id, fmt)
     if fmt == "png":
         path.write_bytes(explaining.render_png(explanation, settings.forecast.quantiles))
     else:

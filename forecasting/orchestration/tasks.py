@@ -23,9 +23,14 @@ from forecasting.data.source import read_file_snapshot, read_query_snapshot
 from forecasting.data.validation import check_forecast_breaker
 from forecasting.orchestration.failed_shards import failed_shards, fallback_results
 from forecasting.orchestration.pipeline import finalize, prepare_run, publish
-from forecasting.orchestration.registration import register, registration_path
-from forecasting.orchestration.reporting import TIMINGS, record_stage_time, write_report
-from forecasting.orchestration.run_folder import RunFolder, load_run, read_shard_lifecycle
+from forecasting.orchestration.registration import register
+from forecasting.orchestration.reporting import record_stage_time, write_report
+from forecasting.orchestration.run_catalog import (
+    Run,
+    RunFolder,
+    read_shard_lifecycle,
+    snapshot_path,
+)
 from forecasting.orchestration.shards import read_shard_results, train_global_shard, train_shard
 from forecasting.publishing.table import write_atomic
 from forecasting.training.selection_step import ShardResult
@@ -54,7 +59,7 @@ def with_snapshot(settings: Settings) -> Settings:
         frame = read_file_snapshot(source.path_template, as_of, data.id_col, data.time_col, data.target_col,
                                    data.date_format)
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:12]
-    path = Path(settings.output.root).resolve() / "snapshots" / f"{as_of:%Y%m%d}-{digest}.parquet"
+    path = snapshot_path(Path(settings.output.root).resolve(), as_of, digest)
     if not path.exists():
         write_atomic(frame, path)
     updated = settings.model_copy(deep=True)
@@ -99,15 +104,16 @@ def shard_size(run_dir: str, shard: int) -> int:
 
 def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
     """Train one shard: its batches on the configured Dask cluster (or the embedded one), or serially."""
-    _, _, settings = load_run(run_dir)
+    run = Run.load(run_dir)
+    settings = run.settings
     if settings.compute.executor == "serial":
-        return train_shard(run_dir, shard)
+        return train_shard(run, shard)
     from forecasting.orchestration.executors import dask_client, run_batches_dask
 
     with dask_client(settings) as client:
         # the shard's global candidates first, as one task on the cluster (not in the Airflow worker)
         client.submit(train_global_shard, run_dir, shard, pure=False).result()
-        return train_shard(run_dir, shard, run_batches=lambda tasks: run_batches_dask(client, tasks))
+        return train_shard(run, shard, run_batches=lambda tasks: run_batches_dask(client, tasks))
 
 
 def finalize_run(run_dir: str, operator: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -115,12 +121,13 @@ def finalize_run(run_dir: str, operator: dict[str, Any] | None = None) -> dict[s
     the circuit breaker, then register the run's bundle version (``operator``: a person's champion
     choice, see ``register``)."""
     started = time.perf_counter()
-    folder, manifest, settings = load_run(run_dir)
-    failed = failed_shards(run_dir, manifest["shards"])
-    healthy = [s for s in manifest["shards"] if s not in failed]
+    run = Run.load(run_dir)
+    folder, settings = run.folder, run.settings
+    failed = failed_shards(run, run.manifest.shards)
+    healthy = [s for s in run.manifest.shards if s not in failed]
     parts = [read_shard_results(folder, healthy)] if healthy else []
-    parts += [fallback_results(run_dir, shard) for shard in failed]
-    summary = finalize(run_dir, ShardResult.concat(parts))
+    parts += [fallback_results(run, shard) for shard in failed]
+    summary = finalize(run, ShardResult.concat(parts))
     if failed:
         ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "reason"])
         summary["failed_shards"] = failed
@@ -129,7 +136,7 @@ def finalize_run(run_dir: str, operator: dict[str, Any] | None = None) -> dict[s
     # The breaker counts every series without a publishable forecast, before anything is registered or published.
     check_forecast_breaker(pd.read_parquet(folder.output("ledger"), columns=["unique_id", "status", "reason"]),
                            settings.validation.max_quarantine_share)
-    registration = register(run_dir, operator)  # {} with the registry disabled; adds "mlflow" to summary.json
+    registration = register(run, operator)  # {} with the registry disabled; adds "mlflow" to summary.json
     if registration:
         summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
     record_stage_time(run_dir, "finalize", time.perf_counter() - started)
@@ -139,10 +146,10 @@ def finalize_run(run_dir: str, operator: dict[str, Any] | None = None) -> dict[s
 def publish_run(run_dir: str) -> dict[str, Any]:
     """Publish the run's forecasts: the Parquet table of its origin and the SQL table."""
     started = time.perf_counter()
-    folder, manifest, _ = load_run(run_dir)
-    published = publish(run_dir)
+    run = Run.load(run_dir)
+    published = publish(run)
     record_stage_time(run_dir, "publish", time.perf_counter() - started)
-    return {**published, "run_id": folder.run_id, "as_of": manifest["as_of"]}
+    return {**published, "run_id": run.run_id, "as_of": run.manifest.as_of.isoformat()}
 
 
 def _champion_run(folder: RunFolder, settings: Settings, registration: dict[str, Any] | None) -> Path | None:
@@ -153,8 +160,8 @@ def _champion_run(folder: RunFolder, settings: Settings, registration: dict[str,
     from forecasting.registry.versions import pipeline_run_id
 
     run_id = pipeline_run_id(settings, version)
-    path = folder.output_root / "runs" / run_id
-    return path if run_id and (path / "ledger.parquet").exists() else None
+    champion = RunFolder.under(folder.output_root, run_id)
+    return champion.path if run_id and champion.output("ledger").exists() else None
 
 
 def report_run(run_dir: str) -> dict[str, Any]:
@@ -166,13 +173,14 @@ def report_run(run_dir: str) -> dict[str, Any]:
     Comes after publishing, so a failing report is logged and returned as ``report_error``,
     never raised: the forecasts are already out.
     """
-    folder, _, settings = load_run(run_dir)
-    registration = folder.read_json(registration_path(folder)) if registration_path(folder).exists() else None
+    run = Run.load(run_dir)
+    folder, settings = run.folder, run.settings
+    registration = folder.read_json(folder.registration) if folder.registration.exists() else None
     if not settings.reporting.enabled:
         _finish_tracking(folder, settings, registration)
         return {}
     try:
-        reported = write_report(run_dir, previous_run_dir=_champion_run(folder, settings, registration))
+        reported = write_report(run, previous_run_dir=_champion_run(folder, settings, registration))
         if registration:
             from forecasting.registry.tracking import attach_files
 
@@ -191,7 +199,7 @@ def _finish_tracking(folder: RunFolder, settings: Settings, registration: dict[s
         return
     from forecasting.registry.tracking import finish_run
 
-    path = folder.path / TIMINGS
+    path = folder.timings
     try:
         finish_run(settings, registration["mlflow_run_id"], folder.read_json(path) if path.exists() else {})
     except Exception:  # the forecasts are out; a tracking hiccup is logged, not raised

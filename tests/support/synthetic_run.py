@@ -28,7 +28,7 @@ from forecasting.data.demo import generate_demo_panel
 from forecasting.data.lifecycle import ENDED, NEW
 from forecasting.evaluation.windows import backtest_windows
 from forecasting.orchestration.pipeline import finalize, prepare_run
-from forecasting.orchestration.run_folder import RunFolder
+from forecasting.orchestration.run_catalog import RunFolder
 from forecasting.publishing.table import write_atomic
 
 FALLBACK_MODEL = "Naive"
@@ -124,7 +124,7 @@ def build_synthetic_run(
     labels = [c.alias or c.name for c in settings.models.candidates]
     rng = np.random.default_rng(seed)
     for shard in prepared["shards"]:
-        history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet").sort_values(["unique_id", "ds"])
+        history = pd.read_parquet(folder.shard_input(shard)).sort_values(["unique_id", "ds"])
         ledgers, scores, backtests, forecasts = [], [], [], []
         for uid, part in history.groupby("unique_id", sort=True):
             entry, score, rows, forecast = _series_results(
