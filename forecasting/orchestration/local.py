@@ -18,10 +18,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
-from forecasting.orchestration.reporting import record_stage_time
 from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import finished_series
-from forecasting.orchestration.tasks import finalize_run, prepare_step, publish_run, report_run
+from forecasting.orchestration.stage_times import record_stage_time
+from forecasting.orchestration.steps.finalize import finalize_task
+from forecasting.orchestration.steps.prepare import prepare
+from forecasting.orchestration.steps.publish import publish_task
+from forecasting.orchestration.steps.report import report_task
 
 
 def _write_above(text: str) -> None:
@@ -52,7 +55,7 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     """The CLI's run: the DAG's steps in order, retention aside; returns the run summary."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    prepared = prepare_step(settings, series)  # records its stage time
+    prepared = prepare(settings, series)  # records its stage time
     run_dir, shards = prepared["run_dir"], prepared["shards"]
     timings["prepare"] = time.perf_counter() - started
 
@@ -68,14 +71,14 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     record_stage_time(run_dir, "train", timings["train"])
 
     started = time.perf_counter()
-    summary = finalize_run(run_dir)  # and registration; the task functions record their stage times
+    summary = finalize_task(run_dir)  # and registration; the task functions record their stage times
     timings["finalize"] = time.perf_counter() - started
     started = time.perf_counter()
-    summary.update(publish_run(run_dir))
+    summary.update(publish_task(run_dir))
     timings["publish"] = time.perf_counter() - started
     summary["run_dir"] = run_dir
     started = time.perf_counter()
-    summary.update(report_run(run_dir))
+    summary.update(report_task(run_dir))
     timings["report"] = time.perf_counter() - started
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return summary

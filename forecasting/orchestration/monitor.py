@@ -24,10 +24,8 @@ from forecasting.monitoring.cusum import CusumRule
 from forecasting.monitoring.judge import judge, since_retrain
 from forecasting.monitoring.live import live_points, with_reference
 from forecasting.monitoring.reference import RunReference, run_reference
-from forecasting.orchestration.pipeline import load_input
-from forecasting.orchestration.reporting import write_text_atomic
-from forecasting.orchestration.run_catalog import Run, RunFolder, run_history
-from forecasting.orchestration.tasks import run_settings, with_snapshot
+from forecasting.orchestration.run_catalog import Run, RunFolder, run_history, write_text_atomic
+from forecasting.orchestration.run_input import load_input, run_settings, with_snapshot
 from forecasting.reporting import prometheus
 
 

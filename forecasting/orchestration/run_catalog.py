@@ -247,11 +247,6 @@ class Run:
         return self.folder.path
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """The run in ``run_dir``: its folder, manifest and settings."""
-    return Run.load(run_dir)
-
-
 def read_shard_lifecycle(folder: RunFolder, shard: int, series: list[str] | None = None) -> pd.DataFrame:
     """The lifecycle rows of ``shard`` (only ``series`` when given).
 
@@ -282,3 +277,24 @@ def finished_runs(output_root: str | Path) -> list[RunFolder]:
     """Every finished run folder under an output root."""
     runs = runs_dir(output_root)
     return [RunFolder(p) for p in runs.iterdir() if RunFolder(p).is_finished] if runs.is_dir() else []
+
+
+def read_series(path: Path, series: Sequence[str], columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of some series in one of the run's Parquet files (none for no series)."""
+    return pd.read_parquet(path, columns=columns, filters=[("unique_id", "in", list(series))]) if series else pd.DataFrame()
+
+
+def series_history(folder: RunFolder, series: Sequence[str]) -> pd.DataFrame:
+    """Clean history of some series, read from their shards' input files only."""
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "shard"])
+    shards = lifecycle.loc[lifecycle["unique_id"].isin(series), "shard"].unique()
+    parts = [read_series(folder.shard_input(int(s)), series, ["unique_id", "ds", "y"]) for s in sorted(shards)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["unique_id", "ds", "y"])
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Atomic write (a textfile collector must never read a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)

@@ -60,7 +60,7 @@ def _done(folder: RunFolder, marker: Path, settings: Settings) -> dict[str, Any]
 def _plan(run_dir: str) -> TrainingPlan:
     """The training plan of a run, built once per worker process, after its plug-ins are activated."""
     settings = Run.load(run_dir).settings
-    activate_plugins(settings)  # their cached verdicts (prepare_run checked them)
+    activate_plugins(settings)  # their cached verdicts (create_run_folder checked them)
     return TrainingPlan.from_settings(settings)
 
 

@@ -16,9 +16,10 @@ from support.synthetic_run import build_synthetic_run
 
 from forecasting.cli import EXIT_CONFIG, EXIT_OK, main
 from forecasting.config import ConfigError, load_settings
+from forecasting.orchestration.explain_series import explain
 from forecasting.orchestration.local import run_weekly
-from forecasting.orchestration.reporting import explain, previous_run, write_report
 from forecasting.orchestration.run_catalog import RunFolder
+from forecasting.orchestration.steps.report import previous_run, write_report
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Retention: delete run folders (with their checkpoints) and input snapshots older than N weeks.
+"""The retention task: delete run folders (with their checkpoints) and input snapshots older than N weeks.
 
 A run folder whose forecasts are still published (the newest origin of some series) is
 kept whatever its age, because monitoring judges those forecasts against their backtest.
@@ -101,7 +101,7 @@ def retention_task(run_dir: str) -> dict[str, Any]:
     settings = run.settings
     pruner = None
     if settings.registry.enabled:
-        from forecasting.registry.retention import prune_runs
+        from forecasting.registry.pruning import prune_runs
 
         pruner = partial(prune_runs, settings)
     keeper = partial(keep_references_before_retention, settings)

@@ -1,12 +1,12 @@
-"""The report step (after publish) and ``explain``: read a run folder, hand frames to forecasting.reporting.
+"""The report task (after publish): read a run folder, hand its frames to forecasting.reporting.
 
 Writes ``report.html`` (self-contained) and ``metrics.prom`` (Prometheus text format) into
-the run folder, and adds their paths to ``summary.json``. Stage wall times are recorded by
-whoever runs the stages (``record_stage_time``) into ``timings.json``.
+the run folder, adds their paths to ``summary.json``, and closes the run's MLflow run.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,35 +14,81 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.config import ConfigError
-from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED, quantile_labels
-from forecasting.orchestration.registration import decision_lines
-from forecasting.orchestration.run_catalog import Manifest, Run, RunFolder, finished_runs, runs_dir
-from forecasting.reporting import explain as explaining
+from forecasting.config import Settings
+from forecasting.data.contract import quantile_labels
+from forecasting.orchestration.run_catalog import (
+    Manifest,
+    Run,
+    RunFolder,
+    finished_runs,
+    read_series,
+    series_history,
+    write_text_atomic,
+)
+from forecasting.orchestration.stage_times import REPORT_STAGE, record_stage_time, stage_times
+from forecasting.orchestration.steps.register import decision_lines
 from forecasting.reporting import prometheus
 from forecasting.reporting.figures import changed_winners, collect_figures, figures_summary
 from forecasting.reporting.report import SeriesSample, render_report
 from forecasting.reporting.sampling import choose_samples
 
+logger = logging.getLogger(__name__)
+
 TEXTFILE_NAME = "forecasting.prom"
-REPORT_STAGE = "report"
-STAGES = ("prepare", "train", "finalize", "publish", REPORT_STAGE)
 
 
-def record_stage_time(run_dir: str | Path, stage: str, seconds: float) -> None:
-    """Add one stage's wall time to the run's timings.json (a rerun of the stage overwrites it)."""
-    folder = RunFolder(Path(run_dir))
-    timings = folder.read_json(folder.timings) if folder.timings.exists() else {}
-    timings[stage] = round(float(seconds), 3)
-    folder.write_json(folder.timings, timings)
+def _champion_run(folder: RunFolder, settings: Settings, registration: dict[str, Any] | None) -> Path | None:
+    """The run folder of the champion this run was compared with, while retention keeps it."""
+    version = (registration or {}).get("decision", {}).get("compared_with_version")
+    if not version:
+        return None
+    from forecasting.registry.versions import pipeline_run_id
+
+    run_id = pipeline_run_id(settings, version)
+    champion = RunFolder.under(folder.output_root, run_id)
+    return champion.path if run_id and champion.output("ledger").exists() else None
 
 
-def _timings(folder: RunFolder) -> dict[str, float]:
-    """Recorded stage times in run order (timings.json itself is written with sorted keys)."""
+def report_task(run_dir: str) -> dict[str, Any]:
+    """The run's HTML report and Prometheus metrics, attached to its MLflow run when it has one.
+
+    "The previous run" it compares with is the champion's run when the registry knows one,
+    otherwise the newest earlier run under the output root.
+
+    Comes after publishing, so a failing report is logged and returned as ``report_error``,
+    never raised: the forecasts are already out.
+    """
+    run = Run.load(run_dir)
+    folder, settings = run.folder, run.settings
+    registration = folder.read_json(folder.registration) if folder.registration.exists() else None
+    if not settings.reporting.enabled:
+        _finish_tracking(folder, settings, registration)
+        return {}
+    try:
+        reported = write_report(run, previous_run_dir=_champion_run(folder, settings, registration))
+        if registration:
+            from forecasting.registry.tracking import attach_files
+
+            attach_files(settings, registration["mlflow_run_id"],
+                         [Path(reported["report"]), Path(reported["metrics"])], "report")
+    except Exception as exc:
+        logger.exception("run %s: the report failed", folder.run_id)
+        return {"report_error": f"{type(exc).__name__}: {exc}"}
+    _finish_tracking(folder, settings, registration)
+    return {k: v for k, v in reported.items() if k != "report_figures"}
+
+
+def _finish_tracking(folder: RunFolder, settings: Settings, registration: dict[str, Any] | None) -> None:
+    """End the run's MLflow run now, with the stage times (not for a rerun that reused a version)."""
+    if not registration or registration.get("reused"):
+        return
+    from forecasting.registry.tracking import finish_run
+
     path = folder.timings
-    timings = {str(k): float(v) for k, v in folder.read_json(path).items()} if path.exists() else {}
-    order = {stage: i for i, stage in enumerate(STAGES)}
-    return dict(sorted(timings.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+    try:
+        finish_run(settings, registration["mlflow_run_id"], folder.read_json(path) if path.exists() else {})
+    except Exception:  # the forecasts are out; a tracking hiccup is logged, not raised
+        logger.exception("run %s: closing its MLflow run failed", folder.run_id)
 
 
 def previous_run(run_dir: str | Path) -> RunFolder | None:
@@ -70,18 +116,6 @@ def previous_run(run_dir: str | Path) -> RunFolder | None:
     return best[2] if best else None
 
 
-def _read_series(path: Path, series: Sequence[str], columns: list[str] | None = None) -> pd.DataFrame:
-    return pd.read_parquet(path, columns=columns, filters=[("unique_id", "in", list(series))]) if series else pd.DataFrame()
-
-
-def _history(folder: RunFolder, series: Sequence[str]) -> pd.DataFrame:
-    """Clean history of some series, read from their shards' input files only."""
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "shard"])
-    shards = lifecycle.loc[lifecycle["unique_id"].isin(series), "shard"].unique()
-    parts = [_read_series(folder.shard_input(int(s)), series, ["unique_id", "ds", "y"]) for s in sorted(shards)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["unique_id", "ds", "y"])
-
-
 def _volume(folder: RunFolder, shards: Sequence[int]) -> pd.Series:
     """Mean demand per series (what 'largest' means for the sample charts)."""
     parts = [pd.read_parquet(folder.shard_input(s), columns=["unique_id", "y"]) for s in shards]
@@ -96,8 +130,8 @@ def _samples(folder: RunFolder, manifest: Manifest, ledger: pd.DataFrame, leader
     if not chosen:
         return []
     ids = list(chosen)
-    history = _history(folder, ids)
-    forecasts = _read_series(folder.output("forecasts"), ids)
+    history = series_history(folder, ids)
+    forecasts = read_series(folder.output("forecasts"), ids)
     rows = ledger.set_index("unique_id")
     samples = []
     for series, why in chosen.items():
@@ -107,14 +141,6 @@ def _samples(folder: RunFolder, manifest: Manifest, ledger: pd.DataFrame, leader
             continue
         samples.append(SeriesSample(series, why, str(rows.at[series, "model"]), str(rows.at[series, "status"]), own, forecast))
     return samples
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Atomic write (a textfile collector must never read a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
 
 
 def write_report(
@@ -150,7 +176,7 @@ def write_report(
     for candidate in settings.models.candidates:
         labels.setdefault(candidate.name, []).append(candidate.label)
     figures = collect_figures(
-        folder.run_id, manifest.as_of.isoformat(), ledger, leaderboard, quantiles, backtest, _timings(folder), previous,
+        folder.run_id, manifest.as_of.isoformat(), ledger, leaderboard, quantiles, backtest, stage_times(folder), previous,
         configured=[c.label for c in settings.models.candidates],
         plugins={"isolation": manifest.plugin_isolation, "versions": manifest.plugins, "labels": labels},
         decision=folder.read_json(registration) if registration.exists() else None,
@@ -187,68 +213,3 @@ def write_report(
     summary.update({k: v for k, v in result.items() if k != "report_figures"}, timings_seconds=timings)
     folder.write_json(folder.summary, summary)
     return result
-
-
-def newest_run(output_root: str | Path) -> RunFolder:
-    """The most recently prepared finished run under an output root."""
-    root = Path(output_root).resolve()
-    finished = finished_runs(root)
-    if not finished:
-        raise ConfigError(f"no finished run under {runs_dir(root)}: run `forecasting run` first, or pass the output root with --output")
-    return max(finished, key=lambda folder: folder.manifest.stat().st_mtime)
-
-
-def _series_frames(folder: RunFolder, series_id: str) -> dict[str, pd.DataFrame]:
-    leaderboard = _read_series(folder.output("leaderboard"), [series_id])
-    scores = _read_series(folder.output("scores"), [series_id])
-    per_window = (scores.pivot_table(index="candidate", columns="cutoff", values="scaled_quantile_loss")
-                  if not scores.empty else pd.DataFrame())
-    top = leaderboard.sort_values("rank")["candidate"].head(explaining.TOP_CANDIDATES).tolist()
-    backtest = _read_series(folder.output("backtest"), [series_id])
-    backtest = backtest[backtest["candidate"].isin(top)] if not backtest.empty else backtest
-    return {
-        "leaderboard": leaderboard.drop(columns="unique_id", errors="ignore"),
-        "per_window": per_window,
-        "backtest": backtest,
-        "history": _history(folder, [series_id]),
-        "forecast": _read_series(folder.output("forecasts"), [series_id]),
-    }
-
-
-def explain(series_id: str, output_dir: str | Path | None = None, output_root: str | Path = "output",
-            run_id: str | None = None, fmt: str = "html") -> dict[str, Any]:
-    """Write why ``series_id`` got its forecast in a run (default: the newest) to ``output_dir``
-    (default: the run folder)."""
-    if fmt not in ("html", "png"):
-        raise ConfigError(f"explain: format must be html or png, got {fmt!r}")
-    if run_id is not None:
-        runs = runs_dir(Path(output_root).resolve())
-        folder = RunFolder(runs / run_id)
-        if Path(run_id).name != run_id or run_id in (".", "..") or folder.path.resolve().parent != runs:
-            raise ConfigError(f"explain: {run_id!r} is not a run id (a folder name under {runs}); "
-                              "to explain a run under another output root, pass --output")
-        if not folder.is_finished:
-            raise ConfigError(f"explain: no finished run {run_id} under {runs}")
-    else:
-        folder = newest_run(output_root)
-    settings = Run.load(folder.path).settings
-    ledger = _read_series(folder.output("ledger"), [series_id])
-    if ledger.empty:
-        raise ConfigError(f"explain: series {series_id!r} is not in run {folder.run_id} (neither trained nor quarantined)")
-    row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in ledger.iloc[0].to_dict().items()}
-    if row["status"] in (STATUS_QUARANTINED, STATUS_NOT_STARTED):
-        frames: dict[str, pd.DataFrame] = {"leaderboard": pd.DataFrame(columns=["candidate", "rank", "n_windows"]),
-                                           "per_window": pd.DataFrame()}
-    else:
-        frames = _series_frames(folder, series_id)
-    explanation = explaining.SeriesExplanation(series_id, folder.run_id, row, **frames)
-    output = Path(output_dir) if output_dir is not None else folder.path
-    output.mkdir(parents=True, exist_ok=True)
-    path = folder.explanation(output, series_id, fmt)
-    if fmt == "png":
-        path.write_bytes(explaining.render_png(explanation, settings.forecast.quantiles))
-    else:
-        path.write_text(explaining.render_html(explanation, settings.forecast.quantiles), encoding="utf-8")
-    return {"series": series_id, "run_id": folder.run_id, "status": explanation.status,
-            "winner": explanation.winner, "model": explanation.model, "margin": explanation.margin(),
-            "verdict": explanation.verdict(), "path": str(path)}
