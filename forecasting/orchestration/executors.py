@@ -125,7 +125,7 @@ def run_batches_dask(client: Any, tasks: Sequence[BatchTask], on_batch_done: Bat
     return results
 
 
-def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None,
+def run_shards(settings: Settings, run: Run | str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None,
                notify: Notify | None = None) -> list[dict[str, Any]]:
     """Train every unfinished shard of a run with the configured executor.
 
@@ -133,7 +133,8 @@ def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_serie
     waits at a shard boundary; each shard is completed once its batches are in.
     ``notify``: where the dashboard link and the embedded workers' warnings are printed.
     """
-    run = Run.load(run_dir)
+    run = Run.of(run)
+    run_dir = str(run.path)
     pending = [s for s in shards if not shard_is_done(run, s)]
     if settings.compute.executor == "serial":
         return [train_shard(run, s, on_series_done=(lambda: on_series_done(1)) if on_series_done else None) for s in pending]

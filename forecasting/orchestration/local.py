@@ -66,7 +66,7 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     with tqdm(total=n_series, desc="series", unit="series", file=sys.stderr, disable=not progress) as bar, \
             _above(bar, progress):
         bar.update(sum(finished_series(run, shard) for shard in shards))
-        run_shards(settings, run_dir, shards, on_series_done=bar.update, notify=_write_above if progress else None)
+        run_shards(settings, run, shards, on_series_done=bar.update, notify=_write_above if progress else None)
     timings["train"] = time.perf_counter() - started
     record_stage_time(run_dir, "train", timings["train"])
 

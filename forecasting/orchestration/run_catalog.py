@@ -143,6 +143,9 @@ class RunFolder:
         """One of the fallback results of a shard that failed after its retries."""
         return self.shard_dir(shard) / "fallback" / f"{name}.parquet"
 
+    def read_manifest(self) -> Manifest:
+        return Manifest.from_json(self.read_json(self.manifest))
+
     def read_as_of(self) -> pd.Timestamp:
         """The run's as-of date, read from its manifest alone (cheap, and lenient with an old one)."""
         return pd.Timestamp(self.read_json(self.manifest)["as_of"])
@@ -230,7 +233,7 @@ class Run:
     @classmethod
     def load(cls, run_dir: str | Path) -> Run:
         folder = RunFolder(Path(run_dir))
-        manifest = Manifest.from_json(folder.read_json(folder.manifest))
+        manifest = folder.read_manifest()
         return cls(folder, manifest, Settings(**manifest.settings))
 
     @classmethod

@@ -91,21 +91,21 @@ def _finish_tracking(folder: RunFolder, settings: Settings, registration: dict[s
         logger.exception("run %s: closing its MLflow run failed", folder.run_id)
 
 
-def previous_run(run_dir: str | Path) -> RunFolder | None:
+def previous_run(run: Run | str | Path) -> RunFolder | None:
     """The most recent earlier finished run under the same output root covering the same series.
 
     Earlier: an earlier as-of date, or the same one prepared before this run. Same series:
     the same series subset, or a full run (which covers every subset). The registry's champion
     can replace this lookup; the report takes whichever run folder it is given.
     """
-    folder = RunFolder(Path(run_dir))
-    manifest = Manifest.from_json(folder.read_json(folder.manifest))
+    folder = run.folder if isinstance(run, Run) else RunFolder(Path(run))
+    manifest = run.manifest if isinstance(run, Run) else folder.read_manifest()
     as_of, subset, prepared = manifest.as_of, manifest.series_subset, folder.manifest.stat().st_mtime
     best: tuple[pd.Timestamp, float, RunFolder] | None = None
     for other in finished_runs(folder.output_root):
         if other.path.resolve() == folder.path.resolve():
             continue
-        content = Manifest.from_json(other.read_json(other.manifest))
+        content = other.read_manifest()
         other_as_of, other_prepared = content.as_of, other.manifest.stat().st_mtime
         if content.series_subset not in (None, subset):
             continue
@@ -165,7 +165,7 @@ def write_report(
     backtest = pd.read_parquet(folder.output("backtest"), columns=backtest_columns)
     previous = None
     if previous_run_dir is None and find_previous:
-        found = previous_run(folder.path)
+        found = previous_run(run)
         previous_run_dir = found.path if found else None
     if previous_run_dir is not None:
         before = RunFolder(Path(previous_run_dir))
