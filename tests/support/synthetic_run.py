@@ -137,13 +137,12 @@ def build_synthetic_run(
             backtests += rows
             if forecast is not None:
                 forecasts.append(forecast)
-        directory = folder.shard_dir(shard)
-        write_atomic(pd.DataFrame(ledgers), directory / "ledger.parquet")
-        write_atomic(pd.DataFrame(scores), directory / "scores.parquet")
-        write_atomic(pd.concat(backtests, ignore_index=True), directory / "backtest.parquet")
-        write_atomic(pd.concat(forecasts, ignore_index=True), directory / "forecasts.parquet")
+        write_atomic(pd.DataFrame(ledgers), folder.shard_frame(shard, "ledger"))
+        write_atomic(pd.DataFrame(scores), folder.shard_frame(shard, "scores"))
+        write_atomic(pd.concat(backtests, ignore_index=True), folder.shard_frame(shard, "backtest"))
+        write_atomic(pd.concat(forecasts, ignore_index=True), folder.shard_frame(shard, "forecasts"))
         for name in ("calibration", "pools", "candidates"):  # what a real shard learns: not simulated here
-            write_atomic(pd.DataFrame(), directory / f"{name}.parquet")
+            write_atomic(pd.DataFrame(), folder.shard_frame(shard, name))
         folder.write_json(folder.shard_done(shard), {"n_series": len(ledgers), "n_shards": n_shards,
                                                      "series_per_shard": settings.compute.series_per_shard,
                                                      "series_per_batch": settings.compute.series_per_batch})
