@@ -44,10 +44,11 @@ from forecasting.config import load_settings  # noqa: E402
 from forecasting.monitoring.cusum import CusumRule, false_alarm_rate, weekly_increments  # noqa: E402
 from forecasting.monitoring.live import live_points, with_reference  # noqa: E402
 from forecasting.monitoring.reference import run_reference  # noqa: E402
-from forecasting.orchestration.pipeline import finalize, prepare_run  # noqa: E402
-from forecasting.orchestration.registration import run_history, training_groups  # noqa: E402
-from forecasting.orchestration.run_folder import RunFolder  # noqa: E402
+from forecasting.orchestration.run_catalog import RunFolder, run_history  # noqa: E402
 from forecasting.orchestration.shards import train_shard  # noqa: E402
+from forecasting.orchestration.steps.finalize import combine_shards as finalize  # noqa: E402
+from forecasting.orchestration.steps.prepare import create_run_folder as prepare_run  # noqa: E402
+from forecasting.orchestration.steps.register import training_groups  # noqa: E402
 from forecasting.registry.bundle import BundleForecaster, winners_manifest  # noqa: E402
 
 DATA = PROJECT_ROOT.parent / "shared" / "data"

@@ -27,7 +27,7 @@ from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.validation import validate_history
 from forecasting.models.catalog import build_model
 from forecasting.models.sandbox import sandboxed
-from forecasting.orchestration.pipeline import min_backtest_length
+from forecasting.orchestration.steps.prepare import min_backtest_length
 from forecasting.training.plan import Candidate, IsolationLimits, TrainingPlan
 from forecasting.training.selection_step import train_batch
 

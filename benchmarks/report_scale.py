@@ -30,7 +30,7 @@ if str(TESTS) not in sys.path:  # the synthetic run folder is test support, not 
 def measure(root: Path, n_series: int) -> dict[str, float]:
     from support.synthetic_run import build_synthetic_run
 
-    from forecasting.orchestration.reporting import write_report
+    from forecasting.orchestration.steps.report import write_report
 
     started = time.perf_counter()
     summary = build_synthetic_run(root, n_series=n_series)

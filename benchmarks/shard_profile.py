@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from forecasting.data.validation import validate_history
     from forecasting.models import array_baselines
     from forecasting.orchestration.batching import series_per_batch
-    from forecasting.orchestration.pipeline import min_backtest_length
+    from forecasting.orchestration.steps.prepare import min_backtest_length
     from forecasting.training import batch as batch_module
     from forecasting.training import selection_step
     from forecasting.training.batch import BatchRaw, backtest_batch

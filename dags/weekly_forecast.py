@@ -1,7 +1,7 @@
 """weekly_forecast: prepare -> train_shard (one mapped task per shard) -> finalize (and register) -> publish
 -> report -> retention.
 
-Each task is one call into forecasting.orchestration; XCom carries ids and paths only: prepare
+Each task is one call into forecasting.orchestration.steps; XCom carries ids and paths only: prepare
 returns the run's shards (what train_shard is mapped over) and hands on the run folder as the
 XCom "run_dir", which every later task takes; the order of the later steps is declared with >>.
 Params: as_of (default: the logical date, or when an asset-triggered run was due),
@@ -63,10 +63,10 @@ def weekly_forecast():
         refused = unconfigured_schedule(context, params.get("config"))
         if refused:
             raise AirflowSkipException(refused)
-        from forecasting.orchestration.tasks import prepare as prepare_run
+        from forecasting.orchestration.steps.prepare import prepare_task
 
         scheduled = as_of_from_context(context, None)
-        prepared = prepare_run(params.get("config"), params.get("as_of"), params.get("series"), scheduled)
+        prepared = prepare_task(params.get("config"), params.get("as_of"), params.get("series"), scheduled)
         context["ti"].xcom_push(key="run_dir", value=prepared["run_dir"])
         return prepared["shards"]
 
@@ -75,7 +75,7 @@ def weekly_forecast():
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=8,
           map_index_template="shard {{ task.op_kwargs['shard'] }} ({{ shard_series }} series)")
     def train_shard(run_dir: str, shard: int) -> dict:
-        from forecasting.orchestration.tasks import shard_size, train_shard_task
+        from forecasting.orchestration.steps.train_shard import shard_size, train_shard_task
 
         get_current_context()["shard_series"] = shard_size(run_dir, shard)
         return train_shard_task(run_dir, shard)
@@ -83,9 +83,9 @@ def weekly_forecast():
     # Runs when some shards failed after their retries: their series fall back and are reported.
     @task(execution_timeout=timedelta(minutes=30), trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def finalize(run_dir: str, params: dict) -> dict:
-        from forecasting.orchestration.tasks import finalize_run
+        from forecasting.orchestration.steps.finalize import finalize_task
 
-        summary = finalize_run(run_dir, operator_choice(get_current_context(), params))
+        summary = finalize_task(run_dir, operator_choice(get_current_context(), params))
         return {
             "run_dir": run_dir,
             "run_id": summary["run_id"],
@@ -96,19 +96,19 @@ def weekly_forecast():
     @task(execution_timeout=timedelta(minutes=15), outlets=[FORECAST_TABLE])
     def publish(run_dir: str) -> dict:
         database_from_connection()
-        from forecasting.orchestration.tasks import publish_run
+        from forecasting.orchestration.steps.publish import publish_task
 
-        return publish_run(run_dir)
+        return publish_task(run_dir)
 
     @task(execution_timeout=timedelta(minutes=15))
     def report(run_dir: str) -> dict:
-        from forecasting.orchestration.tasks import report_run
+        from forecasting.orchestration.steps.report import report_task
 
-        return report_run(run_dir)
+        return report_task(run_dir)
 
     @task(execution_timeout=timedelta(minutes=15))
     def retention(run_dir: str) -> dict:
-        from forecasting.orchestration.retention import retention_task
+        from forecasting.orchestration.steps.retention import retention_task
 
         return retention_task(run_dir)
 

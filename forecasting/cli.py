@@ -192,7 +192,7 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _explain(args: argparse.Namespace) -> dict[str, Any]:
     from forecasting.config import load_settings
-    from forecasting.orchestration.reporting import explain
+    from forecasting.orchestration.explain_series import explain
 
     root = args.output or load_settings(args.config).output.root
     return explain(args.series_id, args.destination, root, args.run_id, args.format)

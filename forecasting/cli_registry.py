@@ -39,7 +39,7 @@ def add_registry_parser(commands: Any) -> None:
 
 def run_registry_command(args: argparse.Namespace) -> dict[str, Any]:
     from forecasting.config import load_settings
-    from forecasting.orchestration.registration import registry_action
+    from forecasting.orchestration.registry_actions import registry_action
 
     registry = {k: v for k, v in (("tracking_uri", args.tracking_uri), ("model_name", args.model_name)) if v}
     overrides: dict[str, Any] = {"registry": registry} if registry else {}

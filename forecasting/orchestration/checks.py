@@ -20,7 +20,8 @@ from forecasting.data.validation import (
 )
 from forecasting.errors import EXIT_CIRCUIT_BREAKER
 from forecasting.models.params import check_model_settings
-from forecasting.orchestration.pipeline import load_input, min_backtest_length
+from forecasting.orchestration.run_input import load_input
+from forecasting.orchestration.steps.prepare import min_backtest_length
 
 
 def validate_only(settings: Settings) -> dict[str, Any]:

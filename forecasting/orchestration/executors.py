@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from forecasting.config import Settings
+from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import (
     BatchTask,
     complete_shard,
@@ -124,7 +125,7 @@ def run_batches_dask(client: Any, tasks: Sequence[BatchTask], on_batch_done: Bat
     return results
 
 
-def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None,
+def run_shards(settings: Settings, run: Run | str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None,
                notify: Notify | None = None) -> list[dict[str, Any]]:
     """Train every unfinished shard of a run with the configured executor.
 
@@ -132,13 +133,15 @@ def run_shards(settings: Settings, run_dir: str, shards: Sequence[int], on_serie
     waits at a shard boundary; each shard is completed once its batches are in.
     ``notify``: where the dashboard link and the embedded workers' warnings are printed.
     """
-    pending = [s for s in shards if not shard_is_done(run_dir, s)]
+    run = Run.of(run)
+    run_dir = str(run.path)
+    pending = [s for s in shards if not shard_is_done(run, s)]
     if settings.compute.executor == "serial":
-        return [train_shard(run_dir, s, on_series_done=(lambda: on_series_done(1)) if on_series_done else None) for s in pending]
-    tasks = [task for shard in pending for task in shard_batches(run_dir, shard)]
+        return [train_shard(run, s, on_series_done=(lambda: on_series_done(1)) if on_series_done else None) for s in pending]
+    tasks = [task for shard in pending for task in shard_batches(run, shard)]
     with dask_client(settings, notify) as client:
         # Global candidates first: one task per shard, fitted across the shard's series.
         client.gather([client.submit(train_global_shard, run_dir, s, key=f"global-{os.path.basename(run_dir)}-{s}", pure=False)
                        for s in pending])
         run_batches_dask(client, tasks, (lambda r: on_series_done(r["n_series"])) if on_series_done else None)
-    return [complete_shard(run_dir, s) for s in pending]
+    return [complete_shard(run, s) for s in pending]

@@ -9,7 +9,7 @@ import pandas as pd
 from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import CandidateSettings
 from forecasting.data.contract import STATUS_FALLBACK, STATUS_NEW, STATUS_OK
-from forecasting.orchestration.run_folder import load_run, read_shard_lifecycle
+from forecasting.orchestration.run_catalog import Run, read_shard_lifecycle
 from forecasting.orchestration.shards import shard_is_done
 from forecasting.publishing.table import write_atomic
 from forecasting.training.plan import TrainingPlan
@@ -18,12 +18,12 @@ from forecasting.training.selection_step import ShardResult, train_batch
 SHARD_FAILED = "shard_failed"
 
 
-def failed_shards(run_dir: str, shards: Sequence[int]) -> list[int]:
+def failed_shards(run: Run, shards: Sequence[int]) -> list[int]:
     """Shards without a valid checkpoint (a corrupt one counts as failed)."""
     failed = []
     for shard in shards:
         try:
-            done = shard_is_done(run_dir, shard)
+            done = shard_is_done(run, shard)
         except (OSError, ValueError):
             done = False
         if not done:
@@ -31,9 +31,9 @@ def failed_shards(run_dir: str, shards: Sequence[int]) -> list[int]:
     return failed
 
 
-def fallback_results(run_dir: str, shard: int) -> ShardResult:
+def fallback_results(run: Run, shard: int) -> ShardResult:
     """Forecasts of a failed shard's series from the fallback models only (cheap, any history)."""
-    folder, _, settings = load_run(run_dir)
+    folder, settings = run.folder, run.settings
     cheap = settings.model_copy(deep=True)
     cheap.models.candidates = [CandidateSettings(name=name) for name in settings.models.fallback]
     cheap.ensemble.enabled = False
@@ -49,7 +49,6 @@ def fallback_results(run_dir: str, shard: int) -> ShardResult:
     result.ledger.loc[published, "detail"] = detail
     if not result.forecasts.empty:
         result.forecasts["status"] = STATUS_FALLBACK
-    out = folder.shard_dir(shard) / "fallback"
     for name in ShardResult.FRAMES:
-        write_atomic(getattr(result, name), out / f"{name}.parquet")
+        write_atomic(getattr(result, name), folder.fallback_frame(shard, name))
     return result

@@ -10,7 +10,6 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,10 +18,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from forecasting.config import Settings
 from forecasting.orchestration.executors import run_shards
-from forecasting.orchestration.reporting import record_stage_time
-from forecasting.orchestration.run_folder import RunFolder
+from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import finished_series
-from forecasting.orchestration.tasks import finalize_run, prepare_step, publish_run, report_run
+from forecasting.orchestration.stage_times import record_stage_time
+from forecasting.orchestration.steps.finalize import finalize_task
+from forecasting.orchestration.steps.prepare import prepare
+from forecasting.orchestration.steps.publish import publish_task
+from forecasting.orchestration.steps.report import report_task
 
 
 def _write_above(text: str) -> None:
@@ -53,29 +55,30 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     """The CLI's run: the DAG's steps in order, retention aside; returns the run summary."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    prepared = prepare_step(settings, series)  # records its stage time
+    prepared = prepare(settings, series)  # records its stage time
     run_dir, shards = prepared["run_dir"], prepared["shards"]
     timings["prepare"] = time.perf_counter() - started
 
-    n_series = len(pd.read_parquet(RunFolder(Path(run_dir)).input("lifecycle"), columns=["unique_id"]))
+    run = Run.load(run_dir)
+    n_series = len(pd.read_parquet(run.folder.input("lifecycle"), columns=["unique_id"]))
     started = time.perf_counter()
     progress = settings.compute.progress
     with tqdm(total=n_series, desc="series", unit="series", file=sys.stderr, disable=not progress) as bar, \
             _above(bar, progress):
-        bar.update(sum(finished_series(run_dir, shard) for shard in shards))
-        run_shards(settings, run_dir, shards, on_series_done=bar.update, notify=_write_above if progress else None)
+        bar.update(sum(finished_series(run, shard) for shard in shards))
+        run_shards(settings, run, shards, on_series_done=bar.update, notify=_write_above if progress else None)
     timings["train"] = time.perf_counter() - started
     record_stage_time(run_dir, "train", timings["train"])
 
     started = time.perf_counter()
-    summary = finalize_run(run_dir)  # and registration; the task functions record their stage times
+    summary = finalize_task(run_dir)  # and registration; the task functions record their stage times
     timings["finalize"] = time.perf_counter() - started
     started = time.perf_counter()
-    summary.update(publish_run(run_dir))
+    summary.update(publish_task(run_dir))
     timings["publish"] = time.perf_counter() - started
     summary["run_dir"] = run_dir
     started = time.perf_counter()
-    summary.update(report_run(run_dir))
+    summary.update(report_task(run_dir))
     timings["report"] = time.perf_counter() - started
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return summary

@@ -24,11 +24,8 @@ from forecasting.monitoring.cusum import CusumRule
 from forecasting.monitoring.judge import judge, since_retrain
 from forecasting.monitoring.live import live_points, with_reference
 from forecasting.monitoring.reference import RunReference, run_reference
-from forecasting.orchestration.pipeline import load_input
-from forecasting.orchestration.registration import run_history
-from forecasting.orchestration.reporting import write_text_atomic
-from forecasting.orchestration.run_folder import load_run
-from forecasting.orchestration.tasks import run_settings, with_snapshot
+from forecasting.orchestration.run_catalog import Run, RunFolder, run_history, write_text_atomic
+from forecasting.orchestration.run_input import load_input, run_settings, with_snapshot
 from forecasting.reporting import prometheus
 
 
@@ -47,13 +44,14 @@ def _published(engine: sa.Engine, table_name: str, evaluation_date: pd.Timestamp
 
 def run_folder_reference(run_dir: str | Path) -> RunReference | None:
     """A run's reference, from its backtest and the models it published (None without a backtest)."""
-    folder, manifest, settings = load_run(run_dir)
+    run = Run.load(run_dir)
+    folder, settings = run.folder, run.settings
     if not folder.output("backtest").exists():
         return None
     ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "model"])
     models = ledger[ledger["model"].fillna("") != ""].set_index("unique_id")["model"]
     backtest = pd.read_parquet(folder.output("backtest"))
-    return run_reference(folder.run_id, backtest, models, run_history(folder, manifest["shards"]),
+    return run_reference(folder.run_id, backtest, models, run_history(folder, run.manifest.shards),
                          settings.forecast.quantiles)
 
 
@@ -63,7 +61,7 @@ def keep_references(engine: sa.Engine, run_dirs: Iterable[str | Path]) -> list[s
     stored = store.stored_runs(engine)
     kept = []
     for run_dir in run_dirs:
-        if Path(run_dir).name in stored or not (Path(run_dir) / "manifest.json").exists():
+        if Path(run_dir).name in stored or not RunFolder(Path(run_dir)).manifest.exists():
             continue
         reference = run_folder_reference(run_dir)
         if reference is not None:
@@ -117,7 +115,7 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
         metrics = export_metrics(settings, {"live_series_evaluated": 0, "retrain_triggered_series": 0})
         return {**result, "status": "no_actuals", "n_evaluated": 0, "n_degraded": 0, "metrics": metrics}
     runs = sorted(points["run_id"].astype(str).unique())
-    keep_references(engine, [Path(settings.output.root).resolve() / "runs" / run_id for run_id in runs])
+    keep_references(engine, [RunFolder.under(Path(settings.output.root).resolve(), run_id).path for run_id in runs])
     points = with_reference(points, store.load_references(engine, runs), monitoring.min_scale_loss, monitoring.materiality)
     retrained = store.retrained_since(engine, evaluation_date - pd.Timedelta(days=1))
     judged = judge(since_retrain(points, retrained), rule(settings))

@@ -23,7 +23,7 @@ from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import Settings
 from forecasting.data.covariates import covariate_spec, load_covariates
 from forecasting.orchestration.batching import series_per_batch
-from forecasting.orchestration.run_folder import RunFolder, load_run, read_shard_lifecycle
+from forecasting.orchestration.run_catalog import Run, RunFolder, read_shard_lifecycle
 from forecasting.publishing.table import write_atomic
 from forecasting.training.batch import BatchRaw, backtest_batch, demand_type
 from forecasting.training.global_step import (
@@ -59,25 +59,21 @@ def _done(folder: RunFolder, marker: Path, settings: Settings) -> dict[str, Any]
 @lru_cache(maxsize=8)
 def _plan(run_dir: str) -> TrainingPlan:
     """The training plan of a run, built once per worker process, after its plug-ins are activated."""
-    _, _, settings = load_run(run_dir)
-    activate_plugins(settings)  # their cached verdicts (prepare_run checked them)
+    settings = Run.load(run_dir).settings
+    activate_plugins(settings)  # their cached verdicts (create_run_folder checked them)
     return TrainingPlan.from_settings(settings)
 
 
-def _global_dir(folder: RunFolder, shard: int) -> Path:
-    return folder.shard_dir(shard) / "global"
-
-
-def train_global_shard(run_dir: str, shard: int) -> dict[str, Any]:
+def train_global_shard(run: Run | str | Path, shard: int) -> dict[str, Any]:
     """Fit the shard's global candidates across its series (before its batches); skipped when done.
 
     Writes ``global/outcomes.parquet`` (forecasts per series, candidate and history
     length) and ``global/_SUCCESS`` (per candidate: parameters, tuning, seconds).
     """
-    folder, _, settings = load_run(run_dir)
-    out = _global_dir(folder, shard)
-    done = _done(folder, out / "_SUCCESS", settings)
-    plan = _plan(str(run_dir))
+    run = Run.of(run)
+    folder, settings = run.folder, run.settings
+    done = _done(folder, folder.global_done(shard), settings)
+    plan = _plan(str(run.path))
     if done is not None or not global_candidates(plan):
         return {"shard": shard, "skipped": True, **(done or {})}
     history = pd.read_parquet(folder.shard_input(shard))
@@ -89,79 +85,81 @@ def train_global_shard(run_dir: str, shard: int) -> dict[str, Any]:
     covariates = load_covariates(covariate_spec(settings), ids, settings.forecast.freq, settings.forecast.horizon)
     result = train_global(history, demands, plan, settings.forecast.freq, covariates,
                           settings.tuning.n_trials, settings.tuning.seed)
-    write_atomic(outcomes_frame(result.outcomes, plan.quantiles), out / "outcomes.parquet")
+    write_atomic(outcomes_frame(result.outcomes, plan.quantiles), folder.global_outcomes(shard))
     content = {"models": result.info, **_layout(settings)}
-    folder.write_json(out / "_SUCCESS", content)
+    folder.write_json(folder.global_done(shard), content)
     return {"shard": shard, "skipped": False, **content}
 
 
 def _global_outcomes(folder: RunFolder, shard: int, series: list[str], settings: Settings) -> dict[str, Any]:
-    path = _global_dir(folder, shard) / "outcomes.parquet"
+    path = folder.global_outcomes(shard)
     if not global_candidates(_plan(str(folder.path))):
         return {}
-    if _done(folder, _global_dir(folder, shard) / "_SUCCESS", settings) is None:
+    if _done(folder, folder.global_done(shard), settings) is None:
         raise RuntimeError(f"run {folder.run_id} shard {shard}: the global step has not finished")
     frame = pd.read_parquet(path, filters=[("unique_id", "in", series)])
     return outcomes_from_frame(frame, tuple(settings.forecast.quantiles))
 
 
-def shard_batches(run_dir: str, shard: int) -> list[BatchTask]:
+def shard_batches(run: Run | str | Path, shard: int) -> list[BatchTask]:
     """The shard's series cut into batches, in a stable order."""
-    folder, _, settings = load_run(run_dir)
+    run = Run.of(run)
+    folder, settings = run.folder, run.settings
     ids = pd.read_parquet(folder.shard_input(shard), columns=["unique_id"])["unique_id"]
     series = sorted(ids.unique())
-    size = series_per_batch(_plan(str(run_dir)), len(series), settings.compute.series_per_batch)
-    return [(str(run_dir), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
+    size = series_per_batch(_plan(str(run.path)), len(series), settings.compute.series_per_batch)
+    return [(str(run.path), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
 
 
 def train_series_batch(
     run_dir: str, shard: int, batch: int, series: list[str], on_series_done: Callable[[], None] | None = None
 ) -> dict[str, Any]:
     """Backtest one batch of series (one Dask task); skipped when already done."""
-    folder, _, settings = load_run(run_dir)
-    out = folder.batch_dir(shard, batch)
-    done = _done(folder, out / "_SUCCESS", settings)
+    run = Run.load(run_dir)
+    folder, settings = run.folder, run.settings
+    done = _done(folder, folder.batch_done(shard, batch), settings)
     if done is not None:
         return {"shard": shard, "batch": batch, "skipped": True, **done}
     history = pd.read_parquet(folder.shard_input(shard), filters=[("unique_id", "in", series)])
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     lifecycle = read_shard_lifecycle(folder, shard, series)
     precomputed = _global_outcomes(folder, shard, series, settings)
-    result = backtest_batch(history, lifecycle, _plan(str(run_dir)), precomputed)
+    result = backtest_batch(history, lifecycle, _plan(str(run.path)), precomputed)
     for name in RAW_FRAMES:
-        write_atomic(getattr(result, name), out / f"{name}.parquet")
+        write_atomic(getattr(result, name), folder.batch_frame(shard, batch, name))
     if on_series_done:
         for _ in series:
             on_series_done()
     counts = {"n_series": len(series), **_layout(settings)}
-    folder.write_json(out / "_SUCCESS", counts)
+    folder.write_json(folder.batch_done(shard, batch), counts)
     return {"shard": shard, "batch": batch, "skipped": False, **counts}
 
 
-def _read_raw(directories: Sequence[Path]) -> BatchRaw:
-    return BatchRaw.concat([BatchRaw(**{name: pd.read_parquet(d / f"{name}.parquet") for name in RAW_FRAMES})
-                            for d in directories])
+def _read_raw(folder: RunFolder, shard: int, batches: Sequence[int]) -> BatchRaw:
+    return BatchRaw.concat([BatchRaw(**{name: pd.read_parquet(folder.batch_frame(shard, b, name)) for name in RAW_FRAMES})
+                            for b in batches])
 
 
-def _read_results(directories: Sequence[Path]) -> ShardResult:
-    parts = [ShardResult(**{name: pd.read_parquet(d / f"{name}.parquet") for name in RESULT_FRAMES}) for d in directories]
+def _read_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:
+    parts = [ShardResult(**{name: pd.read_parquet(folder.shard_frame(s, name)) for name in RESULT_FRAMES}) for s in shards]
     return ShardResult.concat(parts)
 
 
-def complete_shard(run_dir: str, shard: int) -> dict[str, Any]:
+def complete_shard(run: Run | str | Path, shard: int) -> dict[str, Any]:
     """Choose over a shard's finished batches: calibrate, combine, select, gate; mark the shard done."""
-    folder, _, settings = load_run(run_dir)
-    tasks = shard_batches(run_dir, shard)
-    unfinished = [b for _, _, b, _ in tasks if _done(folder, folder.batch_dir(shard, b) / "_SUCCESS", settings) is None]
+    run = Run.of(run)
+    folder, settings = run.folder, run.settings
+    tasks = shard_batches(run, shard)
+    unfinished = [b for _, _, b, _ in tasks if _done(folder, folder.batch_done(shard, b), settings) is None]
     if unfinished:
         raise RuntimeError(f"run {folder.run_id} shard {shard}: batches {unfinished} have not finished")
-    raw = _read_raw([folder.batch_dir(shard, b) for _, _, b, _ in tasks])
+    raw = _read_raw(folder, shard, [b for _, _, b, _ in tasks])
     history = pd.read_parquet(folder.shard_input(shard))
     history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     lifecycle = read_shard_lifecycle(folder, shard)
-    result = select_shard(raw, history, lifecycle, _plan(str(run_dir)), settings.forecast.freq, shard=shard)
+    result = select_shard(raw, history, lifecycle, _plan(str(run.path)), settings.forecast.freq, shard=shard)
     for name in RESULT_FRAMES:
-        write_atomic(getattr(result, name), folder.shard_dir(shard) / f"{name}.parquet")
+        write_atomic(getattr(result, name), folder.shard_frame(shard, name))
     counts = {"n_series": len(result.ledger), "n_batches": len(tasks), **_layout(settings)}
     folder.write_json(folder.shard_done(shard), counts)
     return {"shard": shard, "skipped": False, **counts}
@@ -172,7 +170,7 @@ def run_batches_serial(tasks: Sequence[BatchTask], on_series_done: Callable[[], 
 
 
 def train_shard(
-    run_dir: str | Path,
+    run: Run | str | Path,
     shard: int,
     run_batches: BatchRunner | None = None,
     on_series_done: Callable[[], None] | None = None,
@@ -182,29 +180,29 @@ def train_shard(
     ``run_batches`` runs the shard's batch tasks (for example on Dask); by default
     they run one after another in this process.
     """
-    folder, _, settings = load_run(run_dir)
-    done = _done(folder, folder.shard_done(shard), settings)
+    run = Run.of(run)
+    done = _done(run.folder, run.folder.shard_done(shard), run.settings)
     if done is not None:
         return {"shard": shard, "skipped": True, **done}
-    train_global_shard(str(run_dir), shard)
-    tasks = shard_batches(str(run_dir), shard)
+    train_global_shard(run, shard)
+    tasks = shard_batches(run, shard)
     if run_batches is None:
         run_batches_serial(tasks, on_series_done)
     else:
         run_batches(tasks)
-    return complete_shard(str(run_dir), shard)
+    return complete_shard(run, shard)
 
 
-def finished_series(run_dir: str, shard: int) -> int:
+def finished_series(run: Run | str | Path, shard: int) -> int:
     """Series of a shard that an earlier attempt of this run already trained (0 if not done)."""
-    folder, _, settings = load_run(run_dir)
-    done = _done(folder, folder.shard_done(shard), settings)
+    run = Run.of(run)
+    done = _done(run.folder, run.folder.shard_done(shard), run.settings)
     return int(done["n_series"]) if done else 0
 
 
-def shard_is_done(run_dir: str, shard: int) -> bool:
-    folder, _, settings = load_run(run_dir)
-    return _done(folder, folder.shard_done(shard), settings) is not None
+def shard_is_done(run: Run | str | Path, shard: int) -> bool:
+    run = Run.of(run)
+    return _done(run.folder, run.folder.shard_done(shard), run.settings) is not None
 
 
 def read_shard_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:
@@ -212,4 +210,4 @@ def read_shard_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:
     missing = [s for s in shards if not folder.shard_done(s).exists()]
     if missing:
         raise RuntimeError(f"run {folder.run_id}: shards {missing} have not finished")
-    return _read_results([folder.shard_dir(s) for s in shards])
+    return _read_results(folder, shards)

@@ -108,10 +108,10 @@ def test_weekly_forecast_publishes_every_series(world: dict) -> None:
 
 
 def test_failed_shard_still_publishes_the_others(world: dict) -> None:
-    from forecasting.orchestration.tasks import prepare
+    from forecasting.orchestration.steps.prepare import prepare_task
 
     as_of = "2025-12-07"
-    prepared = prepare(world["config"], as_of)
+    prepared = prepare_task(world["config"], as_of)
     marker = Path(prepared["run_dir"]) / "shards" / "shard-0001" / "_SUCCESS"
     marker.write_text("{ corrupt")  # a damaged checkpoint: every attempt of shard 1 fails
 

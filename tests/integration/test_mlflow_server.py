@@ -21,8 +21,9 @@ import pytest
 from mlflow_server import MlflowServer
 
 from forecasting.config import load_settings
-from forecasting.orchestration.pipeline import finalize, prepare_run
 from forecasting.orchestration.shards import train_shard
+from forecasting.orchestration.steps.finalize import combine_shards
+from forecasting.orchestration.steps.prepare import create_run_folder
 from forecasting.registry.integrity import HASH_TAG
 from forecasting.registry.tracking import RUN_ID_TAG
 from forecasting.registry.versions import load_verified
@@ -34,7 +35,7 @@ NAME = "forecasting"
 REGISTER = """
 import json, pathlib, sys, time
 import mlflow, forecasting.registry.registration
-from forecasting.orchestration.registration import register
+from forecasting.orchestration.steps.register import register
 pathlib.Path(sys.argv[2]).touch()
 while not pathlib.Path(sys.argv[3]).exists():
     time.sleep(0.01)
@@ -55,10 +56,10 @@ def _trained_run(root: Path, uri: str, seed: int) -> str:
         "models": {"candidates": [{"name": n} for n in ("SeasonalNaive", "Naive", "HistoricAverage")]},
         "registry": {"enabled": True, "tracking_uri": uri},
     })
-    prepared = prepare_run(settings)
+    prepared = create_run_folder(settings)
     for shard in prepared["shards"]:
         train_shard(prepared["run_dir"], shard)
-    finalize(prepared["run_dir"])
+    combine_shards(prepared["run_dir"])
     return prepared["run_dir"]
 
 

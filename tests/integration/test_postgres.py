@@ -14,8 +14,11 @@ from postgres import temporary_database
 from forecasting.data.database import engine_for
 from forecasting.data.demo import generate_demo_panel
 from forecasting.monitoring import store
-from forecasting.orchestration import tasks
 from forecasting.orchestration.monitor import evaluate_retraining
+from forecasting.orchestration.steps.finalize import finalize_task
+from forecasting.orchestration.steps.prepare import prepare_task
+from forecasting.orchestration.steps.publish import publish_task
+from forecasting.orchestration.steps.train_shard import train_shard_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "publishing"))
 from test_sql_table import check_replacement_semantics  # noqa: E402
@@ -53,11 +56,11 @@ def test_sql_source_and_monitoring_on_postgres(postgres_url: str, tmp_path: Path
         + "data: {id_col: item, time_col: week, target_col: units}\n"
         + "source:\n  query: SELECT item, week, units FROM sales WHERE week <= :as_of\n"
     )
-    prepared = tasks.prepare(str(config), "2025-12-14")
+    prepared = prepare_task(str(config), "2025-12-14")
     for shard in prepared["shards"]:
-        tasks.train_shard_task(prepared["run_dir"], shard)
-    tasks.finalize_run(prepared["run_dir"])
-    published = tasks.publish_run(prepared["run_dir"])
+        train_shard_task(prepared["run_dir"], shard)
+    finalize_task(prepared["run_dir"])
+    published = publish_task(prepared["run_dir"])
     with engine.connect() as connection:
         origin_rows = connection.execute(sa.text("SELECT count(*), max(forecast_origin) FROM forecasts")).one()
     assert origin_rows[0] == published["sql_rows"] > 0

@@ -20,9 +20,10 @@ from mlflow_server import MlflowServer
 
 from forecasting.cli import main
 from forecasting.config import load_settings
-from forecasting.orchestration.pipeline import prepare_run
 from forecasting.orchestration.shards import train_shard
-from forecasting.orchestration.tasks import finalize_run, publish_run
+from forecasting.orchestration.steps.finalize import finalize_task
+from forecasting.orchestration.steps.prepare import create_run_folder
+from forecasting.orchestration.steps.publish import publish_task
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +46,11 @@ def _run(root: Path, uri: str, operator: dict | None = None, **registry) -> dict
         "ensemble": {"enabled": False},
         "registry": {"enabled": True, "tracking_uri": uri, **registry},
     })
-    prepared = prepare_run(settings)
+    prepared = create_run_folder(settings)
     for shard in prepared["shards"]:
         train_shard(prepared["run_dir"], shard)
-    summary = finalize_run(prepared["run_dir"], operator)
-    return {**summary, **publish_run(prepared["run_dir"]), "run_dir": prepared["run_dir"]}
+    summary = finalize_task(prepared["run_dir"], operator)
+    return {**summary, **publish_task(prepared["run_dir"]), "run_dir": prepared["run_dir"]}
 
 
 def _cli(*args: str) -> tuple[int, dict]:

@@ -1,8 +1,8 @@
 """A finished run folder at any scale without training: for testing and measuring the report
 (``tests/unit/orchestration/test_run_report.py``, ``benchmarks/report_scale.py``).
 
-The input goes through the real ``prepare_run`` (validation, lifecycle, sharding) and the
-shards' results through the real ``finalize``; only the training in between is replaced by
+The input goes through the real ``create_run_folder`` (validation, lifecycle, sharding) and the
+shards' results through the real ``combine_shards``; only the training in between is replaced by
 synthetic results of the same shape: per series x candidate x window a loss, the backtest
 rows (actuals from the history, quantiles around them) and a published forecast. A share
 of the series falls back, and a share of the input is poisoned so that it is quarantined.
@@ -27,8 +27,9 @@ from forecasting.data.contract import (
 from forecasting.data.demo import generate_demo_panel
 from forecasting.data.lifecycle import ENDED, NEW
 from forecasting.evaluation.windows import backtest_windows
-from forecasting.orchestration.pipeline import finalize, prepare_run
-from forecasting.orchestration.run_folder import RunFolder
+from forecasting.orchestration.run_catalog import RunFolder
+from forecasting.orchestration.steps.finalize import combine_shards
+from forecasting.orchestration.steps.prepare import create_run_folder
 from forecasting.publishing.table import write_atomic
 
 FALLBACK_MODEL = "Naive"
@@ -118,13 +119,13 @@ def build_synthetic_run(
     data.parent.mkdir(parents=True, exist_ok=True)
     _poisoned_panel(n_series, seed, quarantine_share).to_parquet(data, index=False)
     settings = synthetic_settings(root, data, n_series, n_candidates, n_shards)
-    prepared = prepare_run(settings)
+    prepared = create_run_folder(settings)
     folder = RunFolder(Path(prepared["run_dir"]))
     lifecycle = pd.read_parquet(folder.input("lifecycle")).set_index("unique_id")["lifecycle"]
     labels = [c.alias or c.name for c in settings.models.candidates]
     rng = np.random.default_rng(seed)
     for shard in prepared["shards"]:
-        history = pd.read_parquet(folder.shard_dir(shard) / "input.parquet").sort_values(["unique_id", "ds"])
+        history = pd.read_parquet(folder.shard_input(shard)).sort_values(["unique_id", "ds"])
         ledgers, scores, backtests, forecasts = [], [], [], []
         for uid, part in history.groupby("unique_id", sort=True):
             entry, score, rows, forecast = _series_results(
@@ -136,16 +137,15 @@ def build_synthetic_run(
             backtests += rows
             if forecast is not None:
                 forecasts.append(forecast)
-        directory = folder.shard_dir(shard)
-        write_atomic(pd.DataFrame(ledgers), directory / "ledger.parquet")
-        write_atomic(pd.DataFrame(scores), directory / "scores.parquet")
-        write_atomic(pd.concat(backtests, ignore_index=True), directory / "backtest.parquet")
-        write_atomic(pd.concat(forecasts, ignore_index=True), directory / "forecasts.parquet")
+        write_atomic(pd.DataFrame(ledgers), folder.shard_frame(shard, "ledger"))
+        write_atomic(pd.DataFrame(scores), folder.shard_frame(shard, "scores"))
+        write_atomic(pd.concat(backtests, ignore_index=True), folder.shard_frame(shard, "backtest"))
+        write_atomic(pd.concat(forecasts, ignore_index=True), folder.shard_frame(shard, "forecasts"))
         for name in ("calibration", "pools", "candidates"):  # what a real shard learns: not simulated here
-            write_atomic(pd.DataFrame(), directory / f"{name}.parquet")
+            write_atomic(pd.DataFrame(), folder.shard_frame(shard, name))
         folder.write_json(folder.shard_done(shard), {"n_series": len(ledgers), "n_shards": n_shards,
                                                      "series_per_shard": settings.compute.series_per_shard,
                                                      "series_per_batch": settings.compute.series_per_batch})
-    summary = finalize(folder.path)
+    summary = combine_shards(folder.path)
     summary["run_dir"] = str(folder.path)
     return summary

@@ -13,8 +13,11 @@ from forecasting.config import load_settings
 from forecasting.data.database import database_engine
 from forecasting.data.demo import generate_demo_panel
 from forecasting.monitoring import store
-from forecasting.orchestration import tasks
 from forecasting.orchestration.monitor import evaluate_retraining, keep_references_before_retention
+from forecasting.orchestration.steps.finalize import finalize_task
+from forecasting.orchestration.steps.prepare import prepare_task
+from forecasting.orchestration.steps.publish import publish_task
+from forecasting.orchestration.steps.train_shard import train_shard_task
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +32,11 @@ def test_references_survive_retention_and_new_series_are_judged(tmp_path: Path):
                    output={"root": str(tmp_path / "output")}, reporting={"enabled": False})
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(profile))
-    prepared = tasks.prepare(str(config), "2025-12-14")
+    prepared = prepare_task(str(config), "2025-12-14")
     for shard in prepared["shards"]:
-        tasks.train_shard_task(prepared["run_dir"], shard)
-    tasks.finalize_run(prepared["run_dir"])
-    tasks.publish_run(prepared["run_dir"])
+        train_shard_task(prepared["run_dir"], shard)
+    finalize_task(prepared["run_dir"])
+    publish_task(prepared["run_dir"])
     ledger = pd.read_parquet(Path(prepared["run_dir"]) / "ledger.parquet").set_index("unique_id")
 
     settings = load_settings(config)

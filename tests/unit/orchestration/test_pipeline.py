@@ -23,8 +23,9 @@ from forecasting.data.contract import (
 )
 from forecasting.data.validation import CircuitBreakerError, DataSchemaError
 from forecasting.orchestration.local import run_weekly
-from forecasting.orchestration.pipeline import load_input, prepare_run
+from forecasting.orchestration.run_input import load_input
 from forecasting.orchestration.shards import train_shard
+from forecasting.orchestration.steps.prepare import create_run_folder
 
 pytestmark = pytest.mark.slow
 
@@ -187,9 +188,9 @@ def test_same_work_elsewhere_gives_the_same_rows_whatever_the_batch_size(weekly:
 
 def test_the_shard_layout_is_part_of_the_work(weekly: Run, tmp_path: Path):
     """A shard's series are the pools calibration and the ensemble learn from: other shards, other work."""
-    five = prepare_run(_settings(tmp_path, compute={"n_shards": 5}))
+    five = create_run_folder(_settings(tmp_path, compute={"n_shards": 5}))
     assert five["run_id"] != weekly.summary["run_id"] and five["shards"] == [0, 1, 2, 3, 4]
-    by_size = prepare_run(_settings(tmp_path, compute={"n_shards": None, "series_per_shard": 10}))
+    by_size = create_run_folder(_settings(tmp_path, compute={"n_shards": None, "series_per_shard": 10}))
     assert by_size["run_id"] not in (weekly.summary["run_id"], five["run_id"])
     assert len(by_size["shards"]) == 4  # 40 series, 10 per shard
 

@@ -16,8 +16,10 @@ from support.synthetic_run import build_synthetic_run
 
 from forecasting.cli import EXIT_CONFIG, EXIT_OK, main
 from forecasting.config import ConfigError, load_settings
+from forecasting.orchestration.explain_series import explain
 from forecasting.orchestration.local import run_weekly
-from forecasting.orchestration.reporting import REPORT, TIMINGS, explain, previous_run, write_report
+from forecasting.orchestration.run_catalog import RunFolder
+from forecasting.orchestration.steps.report import previous_run, write_report
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,7 @@ def test_report_shows_the_ledger_and_leaderboard_numbers(runs, reported):
     assert f"mean coverage of the winners {100 * board[board['is_winner']]['coverage'].mean():.1f}%" in text
     assert len(re.findall(r'<img src="data:image/png;base64,', Path(result["report"]).read_text())) >= 12
     summary = json.loads((later / "summary.json").read_text())
-    assert summary["report"] == str(later / REPORT)
+    assert summary["report"] == str(RunFolder(later).report)
 
 
 def test_metrics_file_parses_and_matches_the_ledger(runs, reported):
@@ -157,9 +159,9 @@ def test_a_real_run_records_stage_times_and_ends_with_its_report(tmp_path: Path)
     })
     summary = run_weekly(settings)
     run_dir = Path(summary["run_dir"])
-    timings = json.loads((run_dir / TIMINGS).read_text())
+    timings = json.loads(RunFolder(run_dir).timings.read_text())
     assert set(timings) == {"prepare", "train", "finalize", "publish", "report"}
-    assert Path(summary["report"]).is_file() and summary["report"] == str(run_dir / REPORT)
+    assert Path(summary["report"]).is_file() and summary["report"] == str(RunFolder(run_dir).report)
     text = _text(Path(summary["report"]))
     stage_table = text[text.index("Wall time per stage"):]
     for stage, seconds in timings.items():

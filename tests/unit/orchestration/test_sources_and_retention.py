@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from forecasting.config import load_settings
 from forecasting.data.io import DataReadError
-from forecasting.orchestration.retention import apply_retention
-from forecasting.orchestration.tasks import dated_source, prepare, run_settings, with_snapshot
+from forecasting.orchestration.run_input import dated_source, run_settings, with_snapshot
+from forecasting.orchestration.steps.prepare import prepare_task
+from forecasting.orchestration.steps.retention import apply_retention
 
 
 def _panel(ids: list[str], end: str) -> pd.DataFrame:
@@ -97,14 +98,14 @@ def test_the_scheduled_date_is_the_as_of_of_a_dated_source_only(tmp_path: Path) 
     for end in ("2025-03-02", "2025-03-09"):
         _panel(["a", "b"], end).to_csv(tmp_path / f"{end}.csv", index=False)
     dated = _config(tmp_path, f"  path_template: '{tmp_path}/{{as_of:%Y-%m-%d}}.csv'\n")
-    assert prepare(dated, None, scheduled="2025-03-02")["run_id"].startswith("20250302-")
-    assert prepare(dated, "2025-03-09", scheduled="2025-03-02")["run_id"].startswith("20250309-")
+    assert prepare_task(dated, None, scheduled="2025-03-02")["run_id"].startswith("20250302-")
+    assert prepare_task(dated, "2025-03-09", scheduled="2025-03-02")["run_id"].startswith("20250309-")
     fixed = tmp_path / "fixed.yaml"
     fixed.write_text(f"output:\n  root: {tmp_path / 'out'}\ndata: {{path: {tmp_path / '2025-03-02.csv'}, "
                      "id_col: item, time_col: week, target_col: units}\n")
     assert not dated_source(str(fixed))
     # A fixed file has no snapshot per date: it forecasts from its own last date.
-    assert prepare(str(fixed), None, scheduled="2030-01-06")["run_id"].startswith("20250302-")
+    assert prepare_task(str(fixed), None, scheduled="2030-01-06")["run_id"].startswith("20250302-")
 
 
 def test_the_cli_run_reads_the_snapshot_of_a_dated_source(tmp_path: Path) -> None:

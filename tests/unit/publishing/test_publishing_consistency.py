@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from forecasting.config import Settings, load_settings
 from forecasting.data.validation import CircuitBreakerError
 from forecasting.orchestration.local import run_weekly
-from forecasting.orchestration.pipeline import publish
+from forecasting.orchestration.steps.publish import publish_forecasts
 
 pytestmark = pytest.mark.slow
 
@@ -119,17 +119,17 @@ def test_an_unreachable_database_publishes_nothing(tmp_path, monkeypatch):
     before = table.read_bytes()
     monkeypatch.setenv("FORECASTING_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
     with pytest.raises(sa.exc.OperationalError):
-        publish(first["run_dir"])  # publishing the first run again, with the database gone
+        publish_forecasts(first["run_dir"])  # publishing the first run again, with the database gone
     assert table.read_bytes() == before  # the Parquet table did not move ahead of the database
     monkeypatch.delenv("FORECASTING_DATABASE_URL")
-    publish(first["run_dir"])
+    publish_forecasts(first["run_dir"])
     assert set(pd.read_parquet(table)["run_id"]) == set(_sql_rows(root)["run_id"]) == {first["run_id"]}
 
 
 # Imports once, then forks one publisher per request (each cycles the runs until it is SIGKILLed).
 PUBLISHERS = """
 import os, sys
-from forecasting.orchestration.pipeline import publish
+from forecasting.orchestration.steps.publish import publish_forecasts
 runs = sys.argv[1:]
 for _ in sys.stdin:
     pid = os.fork()
@@ -137,7 +137,7 @@ for _ in sys.stdin:
         try:
             while True:
                 for run in runs:
-                    publish(run)
+                    publish_forecasts(run)
         finally:
             os._exit(1)
     print(pid, flush=True)
@@ -179,7 +179,7 @@ def test_parquet_and_sql_stay_one_version_through_sigkills(tmp_path):
     finally:
         driver.stdin.close()
         driver.wait(timeout=60)
-    publish(order[0])  # the next publish finishes an interrupted one first
+    publish_forecasts(order[0])  # the next publish finishes an interrupted one first
     parquet, sql = _versions(root)
     assert parquet == sql == {ids[0]}
     leftovers = [p.name for p in (root / "forecasts").iterdir() if not p.name.endswith(".parquet") or p.name.startswith(".")]
@@ -198,7 +198,7 @@ def test_a_publish_cleans_what_killed_writers_and_the_earlier_layout_left(tmp_pa
         path.write_bytes(b"left by a killed writer")
     staged = root / ".publishing" / "staging" / f"{stem}.deadbeef.parquet"
     staged.write_bytes(b"never committed")
-    publish(first["run_dir"])
+    publish_forecasts(first["run_dir"])
     assert sorted(p.name for p in folder.iterdir()) == [f"{stem}.parquet"]
     assert not staged.exists()
     assert len(pd.read_parquet(folder)) == 40

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from support.synthetic_run import build_synthetic_run
 
-from forecasting.orchestration.reporting import write_report
+from forecasting.orchestration.steps.report import write_report
 from forecasting.reporting.figures import (
     candidate_figures,
     failure_counts,

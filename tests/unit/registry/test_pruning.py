@@ -9,7 +9,7 @@ import pytest
 
 from forecasting.config import load_settings
 from forecasting.registry.integrity import HASH_TAG
-from forecasting.registry.retention import prune_runs
+from forecasting.registry.pruning import prune_runs
 from forecasting.registry.store import ensure_store, tracking_uri
 from forecasting.registry.tracking import RUN_ID_TAG
 

@@ -1,4 +1,5 @@
-"""The register step (between finalize and publish): switching margin, MLflow run, bundle version, champion decision.
+"""The register step (the end of the finalize task, before publish): switching margin, MLflow run, bundle
+version, champion decision.
 
 Self-contained and idempotent: it reads only the run folder, writes ``registration.json``
 and the decision's per-series evidence (``decision.parquet``) there, and a rerun of the same
@@ -14,26 +15,11 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.orchestration.run_catalog import Run, RunFolder, run_history
 from forecasting.publishing.table import build_forecast_table, write_atomic
 
-REGISTRATION = "registration.json"
 DECISION = "decision"
-SWITCHING, SWITCHING_FORECASTS, SWITCHING_VERSION = "switching", "switching_forecasts", "switching_version"
-
-
-def registration_path(folder: RunFolder) -> Path:
-    return folder.path / REGISTRATION
-
-
-def run_history(folder: RunFolder, shards: list[int]) -> pd.DataFrame:
-    """The validated history the run trained on (every shard's input)."""
-    frames = [pd.read_parquet(folder.shard_input(s), columns=["unique_id", "ds", "y"]) for s in shards]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame({"unique_id": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[ns]"),
-                             "y": pd.Series(dtype=float)})
-    return pd.concat(frames, ignore_index=True).sort_values(["unique_id", "ds"]).reset_index(drop=True)
+SWITCHING, SWITCHING_FORECASTS = "switching", "switching_forecasts"
 
 
 def training_groups(folder: RunFolder) -> dict[str, str]:
@@ -64,7 +50,7 @@ def global_params(folder: RunFolder, shards: list[int]) -> dict[str, dict[str, d
 
     found = {}
     for shard in shards:
-        marker = folder.shard_dir(shard) / "global" / "_SUCCESS"
+        marker = folder.global_done(shard)
         if marker.exists():
             models = folder.read_json(marker).get("models", {})
             found[training_group(folder.run_id, shard)] = {label: dict(info.get("params", {})) for label, info in models.items()}
@@ -74,7 +60,7 @@ def global_params(folder: RunFolder, shards: list[int]) -> dict[str, dict[str, d
 def switching_version(folder: RunFolder, settings: Settings, run_id: str) -> str:
     """The champion whose models the switching margin keeps: chosen once per run folder, so a rerun
     keeps what its first attempt saw ("" when there is none, or no margin)."""
-    path = folder.path / "input" / f"{SWITCHING_VERSION}.json"
+    path = folder.switching_version
     if path.exists():
         return str(folder.read_json(path)["version"])
     version = ""
@@ -86,9 +72,10 @@ def switching_version(folder: RunFolder, settings: Settings, run_id: str) -> str
     return version
 
 
-def _switching(folder: RunFolder, manifest: dict[str, Any], settings: Settings, history: pd.DataFrame) -> None:
+def _switching(run: Run, history: pd.DataFrame) -> None:
     """Decide the switching margin once (persisted), then apply it to the ledger and forecasts (idempotent)."""
-    version = manifest.get("previous_winners_version") or ""
+    folder, settings = run.folder, run.settings
+    version = run.manifest.switching_version
     if not version or settings.registry.switching_margin <= 0:
         return
     decisions_path, forecasts_path = folder.output(SWITCHING), folder.output(SWITCHING_FORECASTS)
@@ -105,7 +92,7 @@ def _switching(folder: RunFolder, manifest: dict[str, Any], settings: Settings, 
                 ledger, pd.read_parquet(folder.output("scores")), history, champion,
                 settings.registry.switching_margin, list(settings.forecast.quantiles), settings.forecast.horizon,
             )
-        table = build_forecast_table(rows, pd.Timestamp(manifest["as_of"]), folder.run_id, settings.forecast.quantiles) \
+        table = build_forecast_table(rows, run.manifest.as_of, folder.run_id, settings.forecast.quantiles) \
             if len(rows) else pd.DataFrame()
         write_atomic(table, forecasts_path)
         write_atomic(decisions, decisions_path)
@@ -141,25 +128,26 @@ def _operator_choice(operator: dict[str, Any] | None) -> Any:
     return OperatorChoice(alias, bool(operator.get("pin")), str(operator.get("by") or ""), str(operator.get("reason") or ""))
 
 
-def register(run_dir: str | Path, operator: dict[str, Any] | None = None) -> dict[str, Any]:
+def register(run: Run | str | Path, operator: dict[str, Any] | None = None) -> dict[str, Any]:
     """Register a finalized run; returns the ``mlflow`` summary object (JSON-able), or {} when disabled.
 
     ``operator``: a person's choice for this version, ``{champion: decide|promote|keep, pin, by, reason}``.
     """
-    folder, manifest, settings = load_run(run_dir)
+    run = Run.of(run)
+    folder, manifest, settings = run.folder, run.manifest, run.settings
     if not settings.registry.enabled:
         return {}
     from forecasting.registry.registration import RunRecord, register_run
 
-    history = run_history(folder, manifest["shards"])
-    _switching(folder, manifest, settings, history)
+    history = run_history(folder, manifest.shards)
+    _switching(run, history)
     kept = {}
     if folder.output(SWITCHING).exists():
         decisions = pd.read_parquet(folder.output(SWITCHING))
         kept = decisions.loc[decisions["selection"] == "kept_by_margin"].set_index("unique_id")["previous_loss"].to_dict()
     pools, calibration = calibration_pools(folder)
     record = RunRecord(
-        manifest=manifest,
+        manifest=manifest.to_json(),
         settings=settings,
         ledger=pd.read_parquet(folder.output("ledger")),
         leaderboard=pd.read_parquet(folder.output("leaderboard")),
@@ -168,7 +156,7 @@ def register(run_dir: str | Path, operator: dict[str, Any] | None = None) -> dic
         artifacts=[folder.manifest, folder.summary, folder.output("ledger"), folder.output("leaderboard")],
         backtest=pd.read_parquet(folder.output("backtest")),
         groups=training_groups(folder),
-        global_params=global_params(folder, manifest["shards"]),
+        global_params=global_params(folder, manifest.shards),
         pools=pools,
         calibration=calibration,
         previous_scores={str(k): float(v) for k, v in kept.items()},
@@ -178,7 +166,7 @@ def register(run_dir: str | Path, operator: dict[str, Any] | None = None) -> dic
     evidence = result.pop("evidence")
     if len(evidence):
         write_atomic(evidence, folder.output(DECISION))
-    folder.write_json(registration_path(folder), result)
+    folder.write_json(folder.registration, result)
     if folder.summary.exists():
         summary = folder.read_json(folder.summary)
         summary["mlflow"] = {k: result[k] for k in ("tracking_uri", "model_name", "version", "alias")}
@@ -186,11 +174,11 @@ def register(run_dir: str | Path, operator: dict[str, Any] | None = None) -> dic
     return result
 
 
-def versioned_table(run_dir: str | Path, table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+def versioned_table(run: Run, table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The rows to publish: the run's own, stamped with its version when it became champion;
     the champion bundle's forecasts from this run's fresh history when it is only challenger."""
-    folder, manifest, settings = load_run(run_dir)
-    path = registration_path(folder)
+    folder, manifest, settings = run.folder, run.manifest, run.settings
+    path = folder.registration
     if not path.exists() or table.empty:
         return table, {}
     registration = folder.read_json(path)
@@ -199,19 +187,19 @@ def versioned_table(run_dir: str | Path, table: pd.DataFrame) -> tuple[pd.DataFr
         return table.assign(model_version=registration["version"]), {"forecasts_from_version": registration["version"]}
     from forecasting.registry.registration import bundle_forecasts
 
-    history = run_history(folder, manifest["shards"])
+    history = run_history(folder, manifest.shards)
     history = history[history["unique_id"].isin(set(table["unique_id"]))]
     rows = bundle_forecasts(settings, champion, history, settings.forecast.horizon)
     run_status = table.drop_duplicates("unique_id").set_index("unique_id")["status"]
     rows["status"] = rows["status"].where(rows["unique_id"].map(run_status) != "new", "new")
-    published = build_forecast_table(rows, pd.Timestamp(manifest["as_of"]), folder.run_id,
+    published = build_forecast_table(rows, manifest.as_of, folder.run_id,
                                      settings.forecast.quantiles, model_version=champion)
     return published, {"forecasts_from_version": champion}
 
 
 def decision_lines(folder: RunFolder) -> dict[str, str]:
     """The champion decision in a few lines, for the run report's header ({} without a registration)."""
-    path = registration_path(folder)
+    path = folder.registration
     if not path.exists():
         return {}
     registration = folder.read_json(path)
@@ -230,35 +218,3 @@ def decision_lines(folder: RunFolder) -> dict[str, str]:
     if reasons:
         lines["not compared"] = ", ".join(f"{why}: {n}" for why, n in sorted(reasons.items(), key=lambda item: -item[1]))
     return lines
-
-
-REGISTRY_ACTIONS = ("show", "promote", "rollback", "pin", "unpin")
-
-
-def registry_action(settings: Settings, action: str, version: str | None = None, by: str = "", reason: str = "",
-                    pin: bool = False, limit: int = 10) -> dict[str, Any]:
-    """An operator's action on the registry (``registry.operator``): show, promote, rollback, pin, unpin."""
-    from mlflow import MlflowClient
-
-    from forecasting.registry import operator
-    from forecasting.registry.store import quiet_mlflow, store_lock, tracking_uri
-
-    if action not in REGISTRY_ACTIONS:
-        raise ValueError(f"unknown registry action {action!r}; one of {', '.join(REGISTRY_ACTIONS)}")
-    quiet_mlflow()
-    uri = tracking_uri(settings)
-    client, name = MlflowClient(uri, uri), settings.registry.model_name
-    if action == "show":
-        return {**operator.show(client, name, version, limit), "tracking_uri": uri}
-    with store_lock(settings):  # never between a registration's decision and its alias
-        if action == "promote":
-            if not version:
-                raise operator.RegistryActionError("promote needs a VERSION")
-            done = operator.promote(client, name, version, by, reason, pin)
-        elif action == "rollback":
-            done = operator.rollback(client, name, by, reason, version, pin)
-        elif action == "pin":
-            done = operator.pin_champion(client, name, by, reason, version)
-        else:
-            done = operator.unpin(client, name, by, reason)
-    return {**done, "model_name": name, "champion": operator.alias_version(client, name, "champion"), "tracking_uri": uri}

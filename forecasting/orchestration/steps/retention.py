@@ -1,4 +1,4 @@
-"""Retention: delete run folders (with their checkpoints) and input snapshots older than N weeks.
+"""The retention task: delete run folders (with their checkpoints) and input snapshots older than N weeks.
 
 A run folder whose forecasts are still published (the newest origin of some series) is
 kept whatever its age, because monitoring judges those forecasts against their backtest.
@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.orchestration.run_folder import RunFolder, load_run
+from forecasting.orchestration.run_catalog import Run, RunFolder, runs_dir, snapshots_dir
 
 RegistryPruner = Callable[[list[str]], Any]
 Keeper = Callable[[list[Path]], Any]
@@ -37,7 +37,7 @@ def _published_run_ids(root: Path) -> set[str]:
 
 def _as_of(folder: Path) -> pd.Timestamp | None:
     try:
-        return pd.Timestamp(RunFolder(folder).read_json(folder / "manifest.json")["as_of"])
+        return RunFolder(folder).read_as_of()
     except (OSError, ValueError, KeyError):
         return None
 
@@ -46,14 +46,14 @@ def expired_runs(root: Path, now: pd.Timestamp, keep_weeks: int) -> list[Path]:
     """Run folders whose as-of date is more than ``keep_weeks`` weeks before ``now``, unless published."""
     limit = pd.Timestamp(now) - pd.Timedelta(weeks=keep_weeks)
     keep = _published_run_ids(root)
-    runs = sorted(p for p in (root / "runs").glob("*") if p.is_dir())
+    runs = sorted(p for p in runs_dir(root).glob("*") if p.is_dir())
     return [p for p in runs if p.name not in keep and (as_of := _as_of(p)) is not None and as_of < limit]
 
 
 def expired_snapshots(root: Path, now: pd.Timestamp, keep_weeks: int) -> list[Path]:
     limit = pd.Timestamp(now) - pd.Timedelta(weeks=keep_weeks)
     found = []
-    for path in sorted((root / "snapshots").glob("*.parquet")):
+    for path in sorted(snapshots_dir(root).glob("*.parquet")):
         try:
             day = pd.Timestamp(path.name.split("-")[0])
         except ValueError:
@@ -97,11 +97,12 @@ def retention_task(run_dir: str) -> dict[str, Any]:
     monitoring references stay in the database."""
     from forecasting.orchestration.monitor import keep_references_before_retention
 
-    _, manifest, settings = load_run(run_dir)
+    run = Run.load(run_dir)
+    settings = run.settings
     pruner = None
     if settings.registry.enabled:
-        from forecasting.registry.retention import prune_runs
+        from forecasting.registry.pruning import prune_runs
 
         pruner = partial(prune_runs, settings)
     keeper = partial(keep_references_before_retention, settings)
-    return apply_retention(settings, pd.Timestamp(manifest["as_of"]), pruner, keeper)
+    return apply_retention(settings, run.manifest.as_of, pruner, keeper)
