@@ -48,10 +48,9 @@ def forecast_sd(fitted: dict[str, Any], h: int) -> np.ndarray:
     return np.sqrt(max(sigma2, 0.0) * squared)
 
 
-def interval_bounds(fitted: dict[str, Any], h: int, levels: Sequence[float]) -> dict[str, np.ndarray]:
-    """``lo-<level>`` and ``hi-<level>`` arrays as statsforecast's ``forecast_ces(..., level=levels)`` names them."""
-    mean = _forecast(fitted, np.asarray(fitted["states"], dtype=np.float64), h)
-    sd = forecast_sd(fitted, h)
+def interval_bounds(fitted: dict[str, Any], mean: np.ndarray, levels: Sequence[float]) -> dict[str, np.ndarray]:
+    """``lo-<level>`` and ``hi-<level>`` around ``mean`` (the model's forecast), named as statsforecast names them."""
+    sd = forecast_sd(fitted, len(mean))
     bounds: dict[str, np.ndarray] = {}
     for level in levels:
         z = float(norm.ppf(0.5 + float(level) / 200.0))

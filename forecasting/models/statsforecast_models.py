@@ -115,7 +115,7 @@ class CESStatsForecastModel(ForwardStatsForecastModel):
             state = ces.forward_ces(state, y=np.asarray(y, dtype=np.float64))
         result = {"mean": ces.forecast_ces(state, h)["mean"]}
         if levels:
-            result.update(ces_intervals.interval_bounds(state, h, levels))
+            result.update(ces_intervals.interval_bounds(state, result["mean"], levels))
         return Forecast(point=result["mean"], quantiles=quantiles_from_intervals(result, wanted))
 
 
