@@ -45,10 +45,10 @@ from forecasting.monitoring.cusum import CusumRule, false_alarm_rate, weekly_inc
 from forecasting.monitoring.live import live_points, with_reference  # noqa: E402
 from forecasting.monitoring.reference import run_reference  # noqa: E402
 from forecasting.orchestration.run_catalog import RunFolder, run_history  # noqa: E402
-from forecasting.orchestration.shards import train_shard  # noqa: E402
 from forecasting.orchestration.steps.finalize import combine_shards as finalize  # noqa: E402
 from forecasting.orchestration.steps.prepare import create_run_folder as prepare_run  # noqa: E402
 from forecasting.orchestration.steps.register import training_groups  # noqa: E402
+from forecasting.orchestration.steps.train_shard import train_shard_task  # noqa: E402
 from forecasting.registry.bundle import BundleForecaster, winners_manifest  # noqa: E402
 
 DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -86,7 +86,7 @@ def train_once(history: pd.DataFrame, freq: str, as_of: pd.Timestamp, root: Path
     })
     prepared = prepare_run(settings)
     for shard in prepared["shards"]:
-        train_shard(prepared["run_dir"], shard)
+        train_shard_task(prepared["run_dir"], shard)
     finalize(prepared["run_dir"])
     folder = RunFolder(Path(prepared["run_dir"]))
     ledger, leaderboard = pd.read_parquet(folder.output("ledger")), pd.read_parquet(folder.output("leaderboard"))

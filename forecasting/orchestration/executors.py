@@ -1,4 +1,5 @@
-"""Run the batches of a run's shards: in this process, or as tasks on a Dask cluster.
+"""The one shard executor: a run's shards, their global step and batches, in this process
+(serial backend) or as tasks on a Dask cluster (Dask backend); the CLI and the Airflow task both use it.
 
 With ``compute.scheduler_address`` set, tasks go to that cluster; otherwise an
 embedded ``LocalCluster`` (127.0.0.1, one single-threaded worker process per
@@ -20,16 +21,14 @@ from typing import Any
 from forecasting.config import Settings
 from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import (
-    BatchTask,
     complete_shard,
     shard_batches,
-    shard_is_done,
+    shard_checkpoint,
     train_global_shard,
     train_series_batch,
-    train_shard,
 )
 
-BatchDone = Callable[[dict[str, Any]], None]
+TaskDone = Callable[[dict[str, Any]], None]
 
 _embedded_cluster: Any = None
 
@@ -108,40 +107,70 @@ def dask_client(settings: Settings, notify: Notify | None = None) -> Iterator[An
         yield client
 
 
-def run_batches_dask(client: Any, tasks: Sequence[BatchTask], on_batch_done: BatchDone | None = None) -> list[dict[str, Any]]:
-    """Submit every batch as one task; a task lost with its worker is rerun elsewhere."""
-    from distributed import as_completed
+class SerialBackend:
+    """Runs the tasks one after another in this process."""
 
-    futures = [
-        client.submit(train_series_batch, *task, key=f"batch-{os.path.basename(task[0])}-{task[1]}-{task[2]}", pure=False)
-        for task in tasks
-    ]
-    results = []
-    for future in as_completed(futures, loop=client.loop):
-        result = future.result()
-        results.append(result)
-        if on_batch_done:
-            on_batch_done(result)
-    return results
+    def run(self, function: Callable[..., dict[str, Any]], calls: Sequence[tuple[Any, ...]], keys: Sequence[str],
+            on_done: TaskDone | None = None) -> list[dict[str, Any]]:
+        results = []
+        for call in calls:
+            results.append(function(*call))
+            if on_done:
+                on_done(results[-1])
+        return results
+
+
+class DaskBackend:
+    """Runs every task on a Dask cluster at once; a task lost with its worker is rerun elsewhere."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def run(self, function: Callable[..., dict[str, Any]], calls: Sequence[tuple[Any, ...]], keys: Sequence[str],
+            on_done: TaskDone | None = None) -> list[dict[str, Any]]:
+        from distributed import as_completed
+
+        futures = [self.client.submit(function, *call, key=key, pure=False) for call, key in zip(calls, keys, strict=True)]
+        results = []
+        for future in as_completed(futures, loop=self.client.loop):
+            results.append(future.result())
+            if on_done:
+                on_done(results[-1])
+        return results
+
+
+Backend = SerialBackend | DaskBackend
+
+
+@contextmanager
+def open_backend(settings: Settings, notify: Notify | None = None) -> Iterator[Backend]:
+    """The configured backend: ``compute.executor`` serial, or Dask (``dask_client``)."""
+    if settings.compute.executor == "serial":
+        yield SerialBackend()
+        return
+    with dask_client(settings, notify) as client:
+        yield DaskBackend(client)
 
 
 def run_shards(settings: Settings, run: Run | str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None,
                notify: Notify | None = None) -> list[dict[str, Any]]:
-    """Train every unfinished shard of a run with the configured executor.
+    """Train a run's shards (the CLI: all of them; an Airflow task: its one shard); the one shard executor.
 
-    On Dask, the batches of all shards go to the cluster at once, so no worker
-    waits at a shard boundary; each shard is completed once its batches are in.
+    Global candidates first (one task per shard, fitted across its series), then the
+    batches of every shard at once, so that no worker waits at a shard boundary; each
+    shard is completed (calibrate, combine, select) once its batches are in. Finished
+    shards and batches of an earlier attempt are skipped. Returns one result per shard, in order.
     ``notify``: where the dashboard link and the embedded workers' warnings are printed.
     """
     run = Run.of(run)
-    run_dir = str(run.path)
-    pending = [s for s in shards if not shard_is_done(run, s)]
-    if settings.compute.executor == "serial":
-        return [train_shard(run, s, on_series_done=(lambda: on_series_done(1)) if on_series_done else None) for s in pending]
-    tasks = [task for shard in pending for task in shard_batches(run, shard)]
-    with dask_client(settings, notify) as client:
-        # Global candidates first: one task per shard, fitted across the shard's series.
-        client.gather([client.submit(train_global_shard, run_dir, s, key=f"global-{os.path.basename(run_dir)}-{s}", pure=False)
-                       for s in pending])
-        run_batches_dask(client, tasks, (lambda r: on_series_done(r["n_series"])) if on_series_done else None)
-    return [complete_shard(run, s) for s in pending]
+    run_dir, name = str(run.path), os.path.basename(str(run.path))
+    done = {s: shard_checkpoint(run, s) for s in shards}
+    pending = [s for s in shards if done[s] is None]
+    if pending:
+        tasks = [task for shard in pending for task in shard_batches(run, shard)]
+        with open_backend(settings, notify) as backend:
+            backend.run(train_global_shard, [(run_dir, s) for s in pending], [f"global-{name}-{s}" for s in pending])
+            backend.run(train_series_batch, tasks, [f"batch-{name}-{shard}-{batch}" for _, shard, batch, _ in tasks],
+                        (lambda result: on_series_done(result["n_series"])) if on_series_done else None)
+    completed = {s: complete_shard(run, s) for s in pending}
+    return [completed[s] if s in completed else {"shard": s, "skipped": True, **(done[s] or {})} for s in shards]

@@ -10,7 +10,7 @@ from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import CandidateSettings
 from forecasting.data.contract import STATUS_FALLBACK, STATUS_NEW, STATUS_OK
 from forecasting.orchestration.run_catalog import Run, read_shard_lifecycle
-from forecasting.orchestration.shards import shard_is_done
+from forecasting.orchestration.shards import shard_checkpoint
 from forecasting.publishing.table import write_atomic
 from forecasting.training.plan import TrainingPlan
 from forecasting.training.selection_step import ShardResult, train_batch
@@ -23,7 +23,7 @@ def failed_shards(run: Run, shards: Sequence[int]) -> list[int]:
     failed = []
     for shard in shards:
         try:
-            done = shard_is_done(run, shard)
+            done = shard_checkpoint(run, shard) is not None
         except (OSError, ValueError):
             done = False
         if not done:

@@ -12,7 +12,7 @@ count and batch size).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,6 @@ RESULT_FRAMES = ShardResult.FRAMES
 RAW_FRAMES = ("raw", "notes")
 
 BatchTask = tuple[str, int, int, list[str]]  # run_dir, shard, batch, series ids
-BatchRunner = Callable[[Sequence[BatchTask]], list[dict[str, Any]]]
 
 
 def _layout(settings: Settings) -> dict[str, int]:
@@ -111,9 +110,7 @@ def shard_batches(run: Run | str | Path, shard: int) -> list[BatchTask]:
     return [(str(run.path), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
 
 
-def train_series_batch(
-    run_dir: str, shard: int, batch: int, series: list[str], on_series_done: Callable[[], None] | None = None
-) -> dict[str, Any]:
+def train_series_batch(run_dir: str, shard: int, batch: int, series: list[str]) -> dict[str, Any]:
     """Backtest one batch of series (one Dask task); skipped when already done."""
     run = Run.load(run_dir)
     folder, settings = run.folder, run.settings
@@ -127,9 +124,6 @@ def train_series_batch(
     result = backtest_batch(history, lifecycle, _plan(str(run.path)), precomputed)
     for name in RAW_FRAMES:
         write_atomic(getattr(result, name), folder.batch_frame(shard, batch, name))
-    if on_series_done:
-        for _ in series:
-            on_series_done()
     counts = {"n_series": len(series), **_layout(settings)}
     folder.write_json(folder.batch_done(shard, batch), counts)
     return {"shard": shard, "batch": batch, "skipped": False, **counts}
@@ -165,34 +159,6 @@ def complete_shard(run: Run | str | Path, shard: int) -> dict[str, Any]:
     return {"shard": shard, "skipped": False, **counts}
 
 
-def run_batches_serial(tasks: Sequence[BatchTask], on_series_done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
-    return [train_series_batch(*task, on_series_done=on_series_done) for task in tasks]
-
-
-def train_shard(
-    run: Run | str | Path,
-    shard: int,
-    run_batches: BatchRunner | None = None,
-    on_series_done: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Train every series of one shard (the Airflow task); a finished shard is skipped.
-
-    ``run_batches`` runs the shard's batch tasks (for example on Dask); by default
-    they run one after another in this process.
-    """
-    run = Run.of(run)
-    done = _done(run.folder, run.folder.shard_done(shard), run.settings)
-    if done is not None:
-        return {"shard": shard, "skipped": True, **done}
-    train_global_shard(run, shard)
-    tasks = shard_batches(run, shard)
-    if run_batches is None:
-        run_batches_serial(tasks, on_series_done)
-    else:
-        run_batches(tasks)
-    return complete_shard(run, shard)
-
-
 def finished_series(run: Run | str | Path, shard: int) -> int:
     """Series of a shard that an earlier attempt of this run already trained (0 if not done)."""
     run = Run.of(run)
@@ -200,9 +166,10 @@ def finished_series(run: Run | str | Path, shard: int) -> int:
     return int(done["n_series"]) if done else 0
 
 
-def shard_is_done(run: Run | str | Path, shard: int) -> bool:
+def shard_checkpoint(run: Run | str | Path, shard: int) -> dict[str, Any] | None:
+    """The shard's ``_SUCCESS`` content when an earlier attempt of this run finished it, else None."""
     run = Run.of(run)
-    return _done(run.folder, run.folder.shard_done(shard), run.settings) is not None
+    return _done(run.folder, run.folder.shard_done(shard), run.settings)
 
 
 def read_shard_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:

@@ -21,9 +21,9 @@ import pytest
 from mlflow_server import MlflowServer
 
 from forecasting.config import load_settings
-from forecasting.orchestration.shards import train_shard
 from forecasting.orchestration.steps.finalize import combine_shards
 from forecasting.orchestration.steps.prepare import create_run_folder
+from forecasting.orchestration.steps.train_shard import train_shard_task
 from forecasting.registry.integrity import HASH_TAG
 from forecasting.registry.tracking import RUN_ID_TAG
 from forecasting.registry.versions import load_verified
@@ -58,7 +58,7 @@ def _trained_run(root: Path, uri: str, seed: int) -> str:
     })
     prepared = create_run_folder(settings)
     for shard in prepared["shards"]:
-        train_shard(prepared["run_dir"], shard)
+        train_shard_task(prepared["run_dir"], shard)
     combine_shards(prepared["run_dir"])
     return prepared["run_dir"]
 

@@ -20,10 +20,10 @@ from mlflow_server import MlflowServer
 
 from forecasting.cli import main
 from forecasting.config import load_settings
-from forecasting.orchestration.shards import train_shard
 from forecasting.orchestration.steps.finalize import finalize_task
 from forecasting.orchestration.steps.prepare import create_run_folder
 from forecasting.orchestration.steps.publish import publish_task
+from forecasting.orchestration.steps.train_shard import train_shard_task
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def _run(root: Path, uri: str, operator: dict | None = None, **registry) -> dict
     })
     prepared = create_run_folder(settings)
     for shard in prepared["shards"]:
-        train_shard(prepared["run_dir"], shard)
+        train_shard_task(prepared["run_dir"], shard)
     summary = finalize_task(prepared["run_dir"], operator)
     return {**summary, **publish_task(prepared["run_dir"]), "run_dir": prepared["run_dir"]}
 

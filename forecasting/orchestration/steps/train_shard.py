@@ -1,13 +1,13 @@
-"""The train_shard task: one shard's series, its batches on the configured Dask cluster (or the
-embedded one), or serially; the training itself is ``orchestration/shards.py``."""
+"""The train_shard task: one shard's global step and batches on the one shard executor
+(``orchestration/executors.py``: the configured Dask cluster, the embedded one, or serially)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from forecasting.orchestration.executors import run_shards
 from forecasting.orchestration.run_catalog import Run, RunFolder, read_shard_lifecycle
-from forecasting.orchestration.shards import train_global_shard, train_shard
 
 
 def shard_size(run_dir: str, shard: int) -> int:
@@ -16,14 +16,6 @@ def shard_size(run_dir: str, shard: int) -> int:
 
 
 def train_shard_task(run_dir: str, shard: int) -> dict[str, Any]:
-    """Train one shard: its batches on the configured Dask cluster (or the embedded one), or serially."""
+    """Train one shard (skipped when an earlier attempt finished it); its result counts."""
     run = Run.load(run_dir)
-    settings = run.settings
-    if settings.compute.executor == "serial":
-        return train_shard(run, shard)
-    from forecasting.orchestration.executors import dask_client, run_batches_dask
-
-    with dask_client(settings) as client:
-        # the shard's global candidates first, as one task on the cluster (not in the Airflow worker)
-        client.submit(train_global_shard, run_dir, shard, pure=False).result()
-        return train_shard(run, shard, run_batches=lambda tasks: run_batches_dask(client, tasks))
+    return run_shards(run.settings, run, [shard])[0]

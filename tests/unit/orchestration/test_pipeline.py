@@ -24,8 +24,8 @@ from forecasting.data.contract import (
 from forecasting.data.validation import CircuitBreakerError, DataSchemaError
 from forecasting.orchestration.local import run_weekly
 from forecasting.orchestration.run_input import load_input
-from forecasting.orchestration.shards import train_shard
 from forecasting.orchestration.steps.prepare import create_run_folder
+from forecasting.orchestration.steps.train_shard import train_shard_task
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ def test_shard_checkpoints_are_reused(weekly: Run):
     run_dir = weekly.summary["run_dir"]
     shards = sorted(int(p.name.split("-")[1]) for p in (Path(run_dir) / "shards").iterdir())
     assert len(shards) == weekly.settings.compute.n_shards
-    results = [train_shard(run_dir, shard) for shard in shards]
+    results = [train_shard_task(run_dir, shard) for shard in shards]
     assert all(r["skipped"] for r in results)
     assert sum(r["n_series"] for r in results) == len(weekly.ledger)
 
