@@ -27,6 +27,7 @@ import pandas as pd
 
 from forecasting.config import Settings
 from forecasting.data.demo import generate_demo_panel
+from forecasting.orchestration.run_catalog import Manifest
 from forecasting.registry.registration import RunRecord, register_run
 from forecasting.registry.store import ensure_store
 
@@ -54,8 +55,7 @@ def _frames(history: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFram
 
 def _record(history: pd.DataFrame, settings: Settings, run_id: str, seed: int) -> RunRecord:
     ledger, board, scores = _frames(history, seed)
-    manifest = {"run_id": run_id, "as_of": str(history["ds"].max()), "data_fingerprint": "benchmark",
-                "source": "demo", "versions": {}, "plugins": {}}
+    manifest = Manifest(run_id=run_id, as_of=pd.Timestamp(history["ds"].max()), data_fingerprint="benchmark", source="demo")
     return RunRecord(manifest, settings, ledger, board, scores, history, [])
 
 

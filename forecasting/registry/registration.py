@@ -14,6 +14,7 @@ import pandas as pd
 
 from forecasting import __version__
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.registry import operator
 from forecasting.registry.bundle import (
     BundleForecaster,
@@ -26,7 +27,7 @@ from forecasting.registry.champion import CHAMPION, Context, Decision, Policy, d
 from forecasting.registry.comparison import NewRun, champion_evidence
 from forecasting.registry.integrity import directory_hashes, encode
 from forecasting.registry.store import ensure_store, store_lock, tracking_uri
-from forecasting.registry.tracking import log_run, run_metrics, run_params
+from forecasting.registry.tracking import RunManifest, log_run, run_metrics, run_params
 from forecasting.registry.versions import (
     BUNDLE_PATH,
     create_version,
@@ -54,7 +55,7 @@ class OperatorChoice:
 class RunRecord:
     """What a finished pipeline run hands to the registry (frames and paths, no run folder)."""
 
-    manifest: dict[str, Any]
+    manifest: RunManifest
     settings: Settings
     ledger: pd.DataFrame
     leaderboard: pd.DataFrame
@@ -71,7 +72,12 @@ class RunRecord:
 
     @property
     def run_id(self) -> str:
-        return str(self.manifest["run_id"])
+        return self.manifest.run_id
+
+    @property
+    def as_of(self) -> str:
+        """The run's as-of date as its manifest writes it (ISO)."""
+        return self.manifest.as_of.isoformat()
 
 
 def pip_requirements(plugins: dict[str, str]) -> list[str]:
@@ -130,20 +136,20 @@ def _with_champion_series(client: Any, record: RunRecord, winners: pd.DataFrame,
         old = BundleForecaster.from_folder(local)
     old_winners = old.winners.reset_index()
     if "global_group" not in old_winners or (old_winners["global_group"].fillna("") == "").any():
-        old_winners["global_group"] = [old.group_of(uid) or "" for uid in old_winners["unique_id"]]
-    covered = set(record.ledger["unique_id"].astype(str))
-    keep_winners = old_winners[~old_winners["unique_id"].astype(str).isin(covered)]
-    keep_history = old.history[~old.history["unique_id"].astype(str).isin(covered)] if old.history is not None else None
-    merged = pd.concat([keep_winners, winners], ignore_index=True).sort_values("unique_id").reset_index(drop=True)
+        old_winners["global_group"] = [old.group_of(uid) or "" for uid in old_winners[ID]]
+    covered = set(record.ledger[ID].astype(str))
+    keep_winners = old_winners[~old_winners[ID].astype(str).isin(covered)]
+    keep_history = old.history[~old.history[ID].astype(str).isin(covered)] if old.history is not None else None
+    merged = pd.concat([keep_winners, winners], ignore_index=True).sort_values(ID).reset_index(drop=True)
     params = {**old.global_params, **record.global_params}
-    histories = [keep_history, history[["unique_id", "ds", "y"]]] if keep_history is not None else [history]
+    histories = [keep_history, history[[ID, "ds", "y"]]] if keep_history is not None else [history]
     return merged, pd.concat(histories, ignore_index=True), params, {**old.calibration, **record.calibration}
 
 
 def bundle_winners(record: RunRecord) -> pd.DataFrame:
     """The run's winners manifest; series kept by the switching margin score as the model they kept."""
     winners = winners_manifest(record.ledger, record.leaderboard, record.groups, record.pools)
-    kept = winners["unique_id"].astype(str).map(record.previous_scores)
+    kept = winners[ID].astype(str).map(record.previous_scores)
     if kept.notna().any():
         winners.loc[kept.notna(), "scaled_quantile_loss"] = kept[kept.notna()]
         winners.loc[kept.notna(), ["mase", "coverage"]] = float("nan")
@@ -152,9 +158,9 @@ def bundle_winners(record: RunRecord) -> pd.DataFrame:
 
 def _save_bundle(folder: Path, record: RunRecord, client: Any) -> Path:
     winners, history, params, calibration = bundle_winners(record), record.history, record.global_params, record.calibration
-    if record.manifest.get("series_subset"):
+    if record.manifest.series_subset:
         winners, history, params, calibration = _with_champion_series(client, record, winners, history)
-    files = write_bundle(folder / "files", record.run_id, str(record.manifest["as_of"]), record.settings,
+    files = write_bundle(folder / "files", record.run_id, record.as_of, record.settings,
                          winners, history, params, calibration)
     target = folder / BUNDLE_PATH
     with warnings.catch_warnings():
@@ -172,8 +178,8 @@ def _save_pyfunc(target: Path, files: dict[str, str], record: RunRecord) -> None
         python_model=str(BUNDLE_CODE),
         artifacts=files,
         signature=signature(record.settings),
-        pip_requirements=pip_requirements(record.manifest.get("plugins", {})),
-        metadata={"run_id": record.run_id, "as_of": str(record.manifest["as_of"])},
+        pip_requirements=pip_requirements(record.manifest.plugins),
+        metadata={"run_id": record.run_id, "as_of": record.as_of},
     )
 
 
@@ -183,7 +189,7 @@ def _evidence(client: Any, record: RunRecord, champion: Any) -> tuple[pd.DataFra
     with tempfile.TemporaryDirectory(prefix="forecasting-champion-") as tmp:
         local = download_verified(client, settings.registry.model_name, str(champion.version), Path(tmp))
         forecaster = BundleForecaster.from_folder(local / "artifacts")
-        new = NewRun(settings, str(record.manifest["as_of"]), record.ledger, record.backtest, record.history)
+        new = NewRun(settings, record.as_of, record.ledger, record.backtest, record.history)
         frame, summary = champion_evidence(new, forecaster)
     return frame, summary, forecaster.as_of
 
@@ -195,7 +201,7 @@ def _context(client: Any, record: RunRecord, champion: Any, champion_as_of: str)
     return Context(
         champion_version=str(champion.version) if champion is not None else "",
         champion_as_of=champion_as_of,
-        new_as_of=str(record.manifest["as_of"]),
+        new_as_of=record.as_of,
         pinned_by=pin["by"] if pin else "",
         pinned_reason=pin["reason"] if pin else "",
         operator_alias=choice.alias,
@@ -283,7 +289,7 @@ def _create(client: Any, record: RunRecord, experiment_id: str) -> tuple[Any, bo
                                 metrics, record.artifacts, record.manifest)
         client.log_artifacts(mlflow_run_id, str(bundle), BUNDLE_PATH)
     version, reused = create_version(client, settings.registry.model_name, record.run_id, mlflow_run_id, hashes,
-                                     str(record.manifest["as_of"]))
+                                     record.as_of)
     client.set_terminated(mlflow_run_id)
     if reused:
         client.delete_run(mlflow_run_id)
@@ -330,4 +336,4 @@ def register_run(record: RunRecord) -> dict[str, Any]:
 def bundle_forecasts(settings: Settings, version: str, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """Forecasts of registered ``version`` (verified) for the series in ``history``, refitted on it."""
     with tempfile.TemporaryDirectory(prefix="forecasting-bundle-") as folder:  # one per publish: not left behind
-        return load_bundle(settings, version, Path(folder)).predict(history[["unique_id", "ds", "y"]], horizon)
+        return load_bundle(settings, version, Path(folder)).predict(history[[ID, "ds", "y"]], horizon)

@@ -12,25 +12,49 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from forecasting.config import Settings
 
 RUN_ID_TAG = "forecasting.run_id"
+
+
+class RunManifest(Protocol):
+    """What the registry reads of a run's manifest (orchestration's ``Manifest`` is one)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def as_of(self) -> pd.Timestamp: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def started_at(self) -> float | None: ...  # epoch seconds
+    @property
+    def series_subset(self) -> list[str] | None: ...
+    @property
+    def data_fingerprint(self) -> str: ...
+    @property
+    def n_input_series(self) -> int | None: ...
+    @property
+    def versions(self) -> dict[str, str]: ...
+    @property
+    def plugins(self) -> dict[str, str]: ...  # plug-in name -> its distribution and version
+
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
-def run_params(manifest: Mapping[str, Any], settings: Settings) -> dict[str, str]:
+def run_params(manifest: RunManifest, settings: Settings) -> dict[str, str]:
     """Parameters of the run: configuration, candidate set, data fingerprint, code and plug-in versions."""
-    versions = manifest.get("versions", {})
+    versions = manifest.versions
     params = {
-        "run_id": manifest["run_id"],
-        "as_of": manifest["as_of"],
-        "data_fingerprint": manifest.get("data_fingerprint", ""),
-        "source": manifest.get("source", ""),
-        "series_subset": ",".join(manifest.get("series_subset") or []) or "all",
+        "run_id": manifest.run_id,
+        "as_of": manifest.as_of.isoformat(),
+        "data_fingerprint": manifest.data_fingerprint,
+        "source": manifest.source,
+        "series_subset": ",".join(manifest.series_subset or []) or "all",
         "candidates": ",".join(c.label for c in settings.models.candidates),
         "fallback": ",".join(settings.models.fallback),
         "freq": settings.forecast.freq,
@@ -45,7 +69,7 @@ def run_params(manifest: Mapping[str, Any], settings: Settings) -> dict[str, str
         "champion_margin": settings.registry.champion_margin,
         "code_version": versions.get("forecasting", ""),
         **{f"version.{name}": version for name, version in sorted(versions.items())},
-        **{f"plugin.{name}": dist for name, dist in sorted(manifest.get("plugins", {}).items())},
+        **{f"plugin.{name}": dist for name, dist in sorted(manifest.plugins.items())},
     }
     # MLflow caps a parameter value at 6,000 characters: a long series subset is in the manifest artifact
     return {k: str(v)[:6000] for k, v in params.items()}
@@ -70,22 +94,22 @@ def run_metrics(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, fl
     return metrics
 
 
-def run_tags(manifest: Mapping[str, Any]) -> dict[str, str]:
+def run_tags(manifest: RunManifest) -> dict[str, str]:
     """Short tags to find and read a run by in the MLflow UI (the long data is in the artifacts)."""
-    source = str(manifest.get("source", ""))
+    source = manifest.source
     tags = {
-        RUN_ID_TAG: str(manifest["run_id"]),
-        "forecasting.as_of": str(manifest["as_of"])[:10],
+        RUN_ID_TAG: manifest.run_id,
+        "forecasting.as_of": manifest.as_of.strftime("%Y-%m-%d"),
         "forecasting.input": Path(source).name if "/" in source else source,
-        "forecasting.series": str(manifest.get("n_input_series", "")),
-        "forecasting.subset": "yes" if manifest.get("series_subset") else "no",
+        "forecasting.series": "" if manifest.n_input_series is None else str(manifest.n_input_series),
+        "forecasting.subset": "yes" if manifest.series_subset else "no",
     }
     return {k: v[:250] for k, v in tags.items()}
 
 
-def pipeline_start_ms(manifest: Mapping[str, Any]) -> int | None:
+def pipeline_start_ms(manifest: RunManifest) -> int | None:
     """When the pipeline's prepare step started (epoch milliseconds), if the manifest says."""
-    started = manifest.get("started_at")
+    started = manifest.started_at
     return int(float(started) * 1000) if started else None
 
 
@@ -107,7 +131,7 @@ def log_run(
     params: Mapping[str, str],
     metrics: Mapping[str, float],
     artifacts: Sequence[Path],
-    manifest: Mapping[str, Any] | None = None,
+    manifest: RunManifest | None = None,
 ) -> str:
     """Create the MLflow run of a pipeline run and log everything; returns its id.
 

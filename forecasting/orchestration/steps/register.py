@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.orchestration.run_catalog import Run, RunFolder, run_history
 from forecasting.publishing.table import build_forecast_table, write_atomic
 
@@ -26,8 +27,8 @@ def training_groups(folder: RunFolder) -> dict[str, str]:
     """Series -> the panel its global models were fitted on (run and shard)."""
     from forecasting.registry.bundle import training_group
 
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "shard"])
-    return {str(u): training_group(folder.run_id, int(s)) for u, s in zip(lifecycle["unique_id"], lifecycle["shard"], strict=True)}
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=[ID, "shard"])
+    return {str(u): training_group(folder.run_id, int(s)) for u, s in zip(lifecycle[ID], lifecycle["shard"], strict=True)}
 
 
 def calibration_pools(folder: RunFolder) -> tuple[dict[str, str], dict[str, str]]:
@@ -36,8 +37,8 @@ def calibration_pools(folder: RunFolder) -> tuple[dict[str, str], dict[str, str]
     from forecasting.registry.calibrated_members import pool_calibrations, series_pools
     from forecasting.training.batch import demand_type
 
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "demand_class"])
-    demands = {str(u): demand_type(str(d)) for u, d in zip(lifecycle["unique_id"], lifecycle["demand_class"], strict=True)}
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=[ID, "demand_class"])
+    demands = {str(u): demand_type(str(d)) for u, d in zip(lifecycle[ID], lifecycle["demand_class"], strict=True)}
     path = folder.output("pools")
     pools = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     calibration = pool_calibrations(pools, lambda shard: training_group(folder.run_id, shard))
@@ -104,8 +105,8 @@ def _apply_switching(folder: RunFolder, ledger: pd.DataFrame, decisions: pd.Data
         return
     from forecasting.registry.switching import KEPT
 
-    ledger = ledger.set_index("unique_id")
-    decided = decisions.set_index("unique_id")
+    ledger = ledger.set_index(ID)
+    decided = decisions.set_index(ID)
     ledger.loc[decided.index, "selection"] = decided["selection"]
     kept = decided[decided["selection"] == KEPT]
     ledger.loc[kept.index, "model"] = kept["previous_model"]
@@ -114,9 +115,9 @@ def _apply_switching(folder: RunFolder, ledger: pd.DataFrame, decisions: pd.Data
     write_atomic(ledger.reset_index(), folder.output("ledger"))
     if len(rows):
         forecasts = pd.read_parquet(folder.output("forecasts"))
-        forecasts = forecasts[~forecasts["unique_id"].isin(set(rows["unique_id"]))]
+        forecasts = forecasts[~forecasts[ID].isin(set(rows[ID]))]
         combined = pd.concat([forecasts, rows[forecasts.columns]], ignore_index=True)
-        write_atomic(combined.sort_values(["unique_id", "ds"]).reset_index(drop=True), folder.output("forecasts"))
+        write_atomic(combined.sort_values([ID, "ds"]).reset_index(drop=True), folder.output("forecasts"))
 
 
 def _operator_choice(operator: dict[str, Any] | None) -> Any:
@@ -144,10 +145,10 @@ def register(run: Run | str | Path, operator: dict[str, Any] | None = None) -> d
     kept = {}
     if folder.output(SWITCHING).exists():
         decisions = pd.read_parquet(folder.output(SWITCHING))
-        kept = decisions.loc[decisions["selection"] == "kept_by_margin"].set_index("unique_id")["previous_loss"].to_dict()
+        kept = decisions.loc[decisions["selection"] == "kept_by_margin"].set_index(ID)["previous_loss"].to_dict()
     pools, calibration = calibration_pools(folder)
     record = RunRecord(
-        manifest=manifest.to_json(),
+        manifest=manifest,
         settings=settings,
         ledger=pd.read_parquet(folder.output("ledger")),
         leaderboard=pd.read_parquet(folder.output("leaderboard")),
@@ -188,10 +189,10 @@ def versioned_table(run: Run, table: pd.DataFrame) -> tuple[pd.DataFrame, dict[s
     from forecasting.registry.registration import bundle_forecasts
 
     history = run_history(folder, manifest.shards)
-    history = history[history["unique_id"].isin(set(table["unique_id"]))]
+    history = history[history[ID].isin(set(table[ID]))]
     rows = bundle_forecasts(settings, champion, history, settings.forecast.horizon)
-    run_status = table.drop_duplicates("unique_id").set_index("unique_id")["status"]
-    rows["status"] = rows["status"].where(rows["unique_id"].map(run_status) != "new", "new")
+    run_status = table.drop_duplicates(ID).set_index(ID)["status"]
+    rows["status"] = rows["status"].where(rows[ID].map(run_status) != "new", "new")
     published = build_forecast_table(rows, manifest.as_of, folder.run_id,
                                      settings.forecast.quantiles, model_version=champion)
     return published, {"forecasts_from_version": champion}
