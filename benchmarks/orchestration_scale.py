@@ -11,7 +11,7 @@ report.
 
 Per size it prints the wall time of each step and its cost per series, the CPU time,
 the peak memory of the main process (it holds the embedded scheduler and every step but
-training) and of each worker, the number of shards (Airflow mapped tasks), Dask tasks and
+training), overall and within each step, and of each worker, the number of shards (Airflow mapped tasks), Dask tasks and
 batches, and the growth exponent of each step between the smallest and the largest size
 (1.0 = linear; above about 1.15 the step grows faster than the panel). Each size runs in
 a fresh child process whose process tree is sampled every 0.2 s; the load average is
@@ -90,6 +90,43 @@ def combine_parts(parts: list[Path], target: Path) -> Path:
     return target
 
 
+class OwnMemory:
+    """Samples this process's RSS every ``interval`` seconds (perf_counter time, bytes)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+
+        import psutil
+
+        self._process = psutil.Process()
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> OwnMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), self._process.memory_info().rss))
+            self._stop.wait(self.interval)
+
+    def peak_by_step(self, started: float, timings: dict[str, float]) -> dict[str, int]:
+        """Peak RSS within each step; run_weekly's steps follow one another from ``started``."""
+        peaks, begin = {}, started
+        for step in STEPS:
+            end = begin + timings.get(step, 0.0)
+            peaks[step] = max((rss for t, rss in self.samples if begin <= t <= end), default=0)
+            begin = end
+        return peaks
+
+
 def phase(spec: dict[str, Any]) -> dict[str, Any]:
     """In the measured child: the run, and what it left in its folder."""
     import pandas as pd
@@ -104,9 +141,10 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
         "models": {"candidates": [{"name": n} for n in CANDIDATES], "fallback": ["Naive"]},
         "compute": {"progress": False, "executor": "dask", "n_workers": 2},
     })
-    started = time.perf_counter()
-    summary = run_weekly(settings)
-    wall = time.perf_counter() - started
+    with OwnMemory() as memory:
+        started = time.perf_counter()
+        summary = run_weekly(settings)
+        wall = time.perf_counter() - started
     worker_pids: list[int] = []
     cluster = executors._embedded_cluster
     scheduler_tasks = 0
@@ -124,6 +162,7 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "wall_seconds": wall,
         "timings_seconds": summary.get("timings_seconds", {}),
+        "peak_rss_main_by_step": memory.peak_by_step(started, summary.get("timings_seconds", {})),
         "n_series": int(len(ledger)),
         "status_counts": {str(k): int(v) for k, v in ledger["status"].value_counts().items()},
         "n_shards": len(shards),
@@ -174,6 +213,10 @@ def print_tables(results: list[dict[str, Any]]) -> None:
         print(f"{r['n_series']:>9,} {r['wall_seconds']:>8.1f} " + " ".join(f"{t.get(s, 0.0):>11.1f}" for s in STEPS)
               + f" {r['n_shards']:>7} {r['n_dask_tasks']:>10,} {mib(r['peak_rss_main']):>9} "
               f"{'/'.join(mib(v) for v in r['peak_rss_workers']):>13} {r['run_bytes'] / 1e6:>8.0f}")
+    print("\nmain process peak memory within each step (MiB; the embedded scheduler lives there too):")
+    for r in results:
+        steps = r.get("peak_rss_main_by_step", {})
+        print(f"  {r['n_series']:>9,}: " + ", ".join(f"{s} {mib(steps.get(s, 0))}" for s in STEPS))
     print("\nper series (ms):")
     for r in results:
         t = r["timings_seconds"]
