@@ -21,6 +21,7 @@ import pandas as pd
 
 from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.data.covariates import covariate_spec, load_covariates
 from forecasting.orchestration.batching import series_per_batch
 from forecasting.orchestration.run_catalog import Run, RunFolder, read_shard_lifecycle
@@ -33,7 +34,7 @@ from forecasting.training.global_step import (
     train_global,
 )
 from forecasting.training.plan import TrainingPlan
-from forecasting.training.selection_step import ShardResult, select_shard
+from forecasting.training.selection_step import ShardResult, concat_frames, select_shard
 
 RESULT_FRAMES = ShardResult.FRAMES
 RAW_FRAMES = ("raw", "notes")
@@ -76,11 +77,11 @@ def train_global_shard(run: Run | str | Path, shard: int) -> dict[str, Any]:
     if done is not None or not global_candidates(plan):
         return {"shard": shard, "skipped": True, **(done or {})}
     history = pd.read_parquet(folder.shard_input(shard))
-    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-    ids = sorted(history["unique_id"].unique())
+    history = history.sort_values([ID, "ds"], kind="stable").reset_index(drop=True)
+    ids = sorted(history[ID].unique())
     lifecycle = read_shard_lifecycle(folder, shard)
     active = lifecycle[lifecycle["lifecycle"] != "ended"]
-    demands = {str(uid): demand_type(str(c)) for uid, c in zip(active["unique_id"], active["demand_class"], strict=True)}
+    demands = {str(uid): demand_type(str(c)) for uid, c in zip(active[ID], active["demand_class"], strict=True)}
     covariates = load_covariates(covariate_spec(settings), ids, settings.forecast.freq, settings.forecast.horizon)
     result = train_global(history, demands, plan, settings.forecast.freq, covariates,
                           settings.tuning.n_trials, settings.tuning.seed)
@@ -96,7 +97,7 @@ def _global_outcomes(folder: RunFolder, shard: int, series: list[str], settings:
         return {}
     if _done(folder, folder.global_done(shard), settings) is None:
         raise RuntimeError(f"run {folder.run_id} shard {shard}: the global step has not finished")
-    frame = pd.read_parquet(path, filters=[("unique_id", "in", series)])
+    frame = pd.read_parquet(path, filters=[(ID, "in", series)])
     return outcomes_from_frame(frame, tuple(settings.forecast.quantiles))
 
 
@@ -104,7 +105,7 @@ def shard_batches(run: Run | str | Path, shard: int) -> list[BatchTask]:
     """The shard's series cut into batches, in a stable order."""
     run = Run.of(run)
     folder, settings = run.folder, run.settings
-    ids = pd.read_parquet(folder.shard_input(shard), columns=["unique_id"])["unique_id"]
+    ids = pd.read_parquet(folder.shard_input(shard), columns=[ID])[ID]
     series = sorted(ids.unique())
     size = series_per_batch(_plan(str(run.path)), len(series), settings.compute.series_per_batch)
     return [(str(run.path), shard, i, series[start : start + size]) for i, start in enumerate(range(0, len(series), size))]
@@ -117,8 +118,8 @@ def train_series_batch(run_dir: str, shard: int, batch: int, series: list[str]) 
     done = _done(folder, folder.batch_done(shard, batch), settings)
     if done is not None:
         return {"shard": shard, "batch": batch, "skipped": True, **done}
-    history = pd.read_parquet(folder.shard_input(shard), filters=[("unique_id", "in", series)])
-    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    history = pd.read_parquet(folder.shard_input(shard), filters=[(ID, "in", series)])
+    history = history.sort_values([ID, "ds"], kind="stable").reset_index(drop=True)
     lifecycle = read_shard_lifecycle(folder, shard, series)
     precomputed = _global_outcomes(folder, shard, series, settings)
     result = backtest_batch(history, lifecycle, _plan(str(run.path)), precomputed)
@@ -135,8 +136,9 @@ def _read_raw(folder: RunFolder, shard: int, batches: Sequence[int]) -> BatchRaw
 
 
 def _read_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:
-    parts = [ShardResult(**{name: pd.read_parquet(folder.shard_frame(s, name)) for name in RESULT_FRAMES}) for s in shards]
-    return ShardResult.concat(parts)
+    # one frame at a time: only that frame's per-shard parts are held beside the result
+    return ShardResult(**{name: concat_frames([pd.read_parquet(folder.shard_frame(s, name)) for s in shards])
+                          for name in RESULT_FRAMES})
 
 
 def complete_shard(run: Run | str | Path, shard: int) -> dict[str, Any]:
@@ -149,7 +151,7 @@ def complete_shard(run: Run | str | Path, shard: int) -> dict[str, Any]:
         raise RuntimeError(f"run {folder.run_id} shard {shard}: batches {unfinished} have not finished")
     raw = _read_raw(folder, shard, [b for _, _, b, _ in tasks])
     history = pd.read_parquet(folder.shard_input(shard))
-    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    history = history.sort_values([ID, "ds"], kind="stable").reset_index(drop=True)
     lifecycle = read_shard_lifecycle(folder, shard)
     result = select_shard(raw, history, lifecycle, _plan(str(run.path)), settings.forecast.freq, shard=shard)
     for name in RESULT_FRAMES:

@@ -76,13 +76,15 @@ class ShardResult:
 
     @classmethod
     def concat(cls, parts: Sequence[ShardResult]) -> ShardResult:
-        def join(frames: list[pd.DataFrame]) -> pd.DataFrame:
-            non_empty = [f for f in frames if not f.empty]
-            if non_empty:
-                return pd.concat(non_empty, ignore_index=True)
-            return frames[0] if frames else pd.DataFrame()
+        return cls(**{name: concat_frames([getattr(p, name) for p in parts]) for name in cls.FRAMES})
 
-        return cls(**{name: join([getattr(p, name) for p in parts]) for name in cls.FRAMES})
+
+def concat_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one below the other (empty ones left out, so that their columns' types do not widen)."""
+    non_empty = [f for f in frames if not f.empty]
+    if non_empty:
+        return pd.concat(non_empty, ignore_index=True)
+    return frames[0] if frames else pd.DataFrame()
 
 
 @dataclass

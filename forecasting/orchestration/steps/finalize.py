@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED, quantile_labels
+from forecasting.data.contract import ID, STATUS_NOT_STARTED, STATUS_QUARANTINED, quantile_labels
 from forecasting.data.validation import check_forecast_breaker
 from forecasting.orchestration.failed_shards import failed_shards, fallback_results
 from forecasting.orchestration.run_catalog import Run, RunFolder
@@ -32,17 +32,15 @@ def finalize_task(run_dir: str, operator: dict[str, Any] | None = None) -> dict[
     run = Run.load(run_dir)
     folder, settings = run.folder, run.settings
     failed = failed_shards(run, run.manifest.shards)
-    healthy = [s for s in run.manifest.shards if s not in failed]
-    parts = [read_shard_results(folder, healthy)] if healthy else []
-    parts += [fallback_results(run, shard) for shard in failed]
-    summary = combine_shards(run, ShardResult.concat(parts))
+    # the shards' frames live only during the call: registration below holds frames of its own
+    summary = combine_shards(run, _results_with_fallbacks(run, failed))
     if failed:
-        ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "reason"])
+        ledger = pd.read_parquet(folder.output("ledger"), columns=[ID, "reason"])
         summary["failed_shards"] = failed
-        summary["failed_shard_series"] = sorted(ledger.loc[ledger["reason"] == "shard_failed", "unique_id"])
+        summary["failed_shard_series"] = sorted(ledger.loc[ledger["reason"] == "shard_failed", ID])
         folder.write_json(folder.summary, summary)
     # The breaker counts every series without a publishable forecast, before anything is registered or published.
-    check_forecast_breaker(pd.read_parquet(folder.output("ledger"), columns=["unique_id", "status", "reason"]),
+    check_forecast_breaker(pd.read_parquet(folder.output("ledger"), columns=[ID, "status", "reason"]),
                            settings.validation.max_quarantine_share)
     registration = register(run, operator)  # {} with the registry disabled; adds "mlflow" to summary.json
     if registration:
@@ -51,13 +49,21 @@ def finalize_task(run_dir: str, operator: dict[str, Any] | None = None) -> dict[
     return summary
 
 
+def _results_with_fallbacks(run: Run, failed: Sequence[int]) -> ShardResult:
+    """Every healthy shard's results, and fallback forecasts for the series of the failed ones."""
+    healthy = [s for s in run.manifest.shards if s not in failed]
+    parts = [read_shard_results(run.folder, healthy)] if healthy else []
+    parts += [fallback_results(run, shard) for shard in failed]
+    return parts[0] if len(parts) == 1 else ShardResult.concat(parts)
+
+
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     """Mean backtest scores per series x candidate, ranked, with the winner flagged."""
     if scores.empty:  # typed: readers filter on is_winner and sort on the losses
-        return _with_columns(scores.iloc[0:0], {"unique_id": "object", "candidate": "object", **_SCORE_COLUMNS,
+        return _with_columns(scores.iloc[0:0], {ID: "object", "candidate": "object", **_SCORE_COLUMNS,
                                                "n_windows": "int64", "rank": "int64", "is_winner": "bool"})
     board = (
-        scores.groupby(["unique_id", "candidate"], sort=True)
+        scores.groupby([ID, "candidate"], sort=True)
         .agg(
             scaled_quantile_loss=("scaled_quantile_loss", "mean"),
             mase=("mase", "mean"),
@@ -66,13 +72,13 @@ def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
-    winners = ledger.set_index("unique_id")["winner"]
-    board["is_winner"] = board["candidate"].to_numpy() == board["unique_id"].map(winners).to_numpy()
-    board["rank"] = board.groupby("unique_id")["scaled_quantile_loss"].rank(method="first").astype("int64")
-    return board.sort_values(["unique_id", "rank"]).reset_index(drop=True)
+    winners = ledger.set_index(ID)["winner"]
+    board["is_winner"] = board["candidate"].to_numpy() == board[ID].map(winners).to_numpy()
+    board["rank"] = board.groupby(ID)["scaled_quantile_loss"].rank(method="first").astype("int64")
+    return board.sort_values([ID, "rank"]).reset_index(drop=True)
 
 
-_KEYS = {"unique_id": "object", "candidate": "object", "cutoff": "datetime64[ns]"}
+_KEYS = {ID: "object", "candidate": "object", "cutoff": "datetime64[ns]"}
 _SCORE_COLUMNS = {"scaled_quantile_loss": "float64", "mase": "float64", "coverage": "float64"}
 
 
@@ -103,7 +109,7 @@ def combine_shards(run: Run | str | Path, results: ShardResult | None = None) ->
     if folder.input("not_started").exists():  # every input series is in the ledger, those after as_of too
         parts.append(pd.read_parquet(folder.input("not_started")).assign(status=STATUS_NOT_STARTED))
     ledger = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
-    ledger = ledger.sort_values("unique_id").reset_index(drop=True)
+    ledger = ledger.sort_values(ID).reset_index(drop=True)
     for column in ("reason", "detail", "winner", "model", "ensemble_members", "repairs", "failures", "lifecycle",
                    "selection", "cost_skipped"):
         if column in ledger:
@@ -211,8 +217,8 @@ def summarize(ledger: pd.DataFrame, leaderboard: pd.DataFrame) -> dict[str, Any]
     winner_mix = {str(k): int(v) for k, v in models[models != ""].value_counts().items()}
     summary: dict[str, Any] = {"counts": counts, "winner_mix": winner_mix, "n_series": int(len(ledger))}
     if not leaderboard.empty:
-        winners = leaderboard[leaderboard["is_winner"]].set_index("unique_id")["scaled_quantile_loss"]
-        naive = leaderboard[leaderboard["candidate"] == "Naive"].set_index("unique_id")["scaled_quantile_loss"]
+        winners = leaderboard[leaderboard["is_winner"]].set_index(ID)["scaled_quantile_loss"]
+        naive = leaderboard[leaderboard["candidate"] == "Naive"].set_index(ID)["scaled_quantile_loss"]
         both = winners.index.intersection(naive.index)
         if len(both):
             summary["backtest_loss"] = {
