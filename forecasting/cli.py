@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from forecasting import __version__
+from forecasting.data.contract import ID
 from forecasting.errors import (
     EXIT_CIRCUIT_BREAKER,
     EXIT_CONFIG,
@@ -207,7 +208,7 @@ def _demo_data(args: argparse.Namespace) -> dict[str, Any]:
         panel.to_csv(args.path, index=False)
     else:
         panel.to_parquet(args.path, index=False)
-    return {"path": str(args.path.resolve()), "rows": len(panel), "series": int(panel["unique_id"].nunique())}
+    return {"path": str(args.path.resolve()), "rows": len(panel), "series": int(panel[ID].nunique())}
 
 
 def _plugin_settings(args: argparse.Namespace):

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.models.base import ForecastModel
 from forecasting.models.catalog import is_builtin
 from forecasting.models.conformance import (
@@ -70,8 +71,8 @@ def check_real_backtest(model_class: type[ForecastModel]) -> None:
     for model in instances(model_class):
         kind = demand_type(model_class)
         y = kit_series(n_obs_for(model), seed=3, kind=kind)
-        panel = pd.DataFrame({"unique_id": "kit", "ds": pd.date_range("2020-01-05", periods=y.size, freq="W-SUN"), "y": y})
-        lifecycle = pd.DataFrame({"unique_id": ["kit"], "lifecycle": [kind],
+        panel = pd.DataFrame({ID: "kit", "ds": pd.date_range("2020-01-05", periods=y.size, freq="W-SUN"), "y": y})
+        lifecycle = pd.DataFrame({ID: ["kit"], "lifecycle": [kind],
                                   "demand_class": ["intermittent" if kind == "intermittent" else "smooth"]})
         plan = kit_plan(model)
         result = train_batch(panel, lifecycle, plan, "W-SUN")

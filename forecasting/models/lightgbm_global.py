@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from forecasting.data.contract import ID
 from forecasting.models.base import Forecast, ForecastModel, ModelError
 from forecasting.models.global_model import GlobalModel, Tunable, as_global
 
@@ -154,13 +155,13 @@ class LightGBMGlobal(ForecastModel, GlobalModel, Tunable):
         dates included; ``static``: (unique_id, columns...) one row per series.
         """
         quantiles = (0.5,)
-        frame = panel[["unique_id", "ds", "y"]].astype({"ds": "datetime64[ns]"})
+        frame = panel[[ID, "ds", "y"]].astype({"ds": "datetime64[ns]"})
         if dynamic is not None:
             dynamic = dynamic.astype({"ds": "datetime64[ns]"})
         if self.max_history:
-            frame = frame.groupby("unique_id", sort=False).tail(self.max_history)
+            frame = frame.groupby(ID, sort=False).tail(self.max_history)
         frame = _with_covariates(frame, dynamic, static)
-        static_columns = [c for c in static.columns if c != "unique_id"] if static is not None else []
+        static_columns = [c for c in static.columns if c != ID] if static is not None else []
         self.quantiles_ = tuple(quantiles)
         self.dynamic_ = dynamic
         self.freq_ = freq
@@ -176,7 +177,7 @@ class LightGBMGlobal(ForecastModel, GlobalModel, Tunable):
         future = None
         if self.dynamic_ is not None:
             grid = self.pipeline_.make_future_dataframe(h)
-            future = grid.merge(self.dynamic_, on=["unique_id", "ds"], how="left")
+            future = grid.merge(self.dynamic_, on=[ID, "ds"], how="left")
         with warnings.catch_warnings():  # missing lags of short series are expected: LightGBM handles them
             warnings.filterwarnings("ignore", message="Found null values", category=UserWarning)
             predicted = self.pipeline_.predict(h, X_df=future)
@@ -185,7 +186,7 @@ class LightGBMGlobal(ForecastModel, GlobalModel, Tunable):
     # --- the local contract: a panel of one series ------------------------------------
     def _fit(self, y: np.ndarray, X: np.ndarray | None) -> None:
         ds = pd.date_range(pd.Timestamp("2000-01-01"), periods=y.size, freq=self.freq)
-        self._local = pd.DataFrame({"unique_id": "series", "ds": ds, "y": y})
+        self._local = pd.DataFrame({ID: "series", "ds": ds, "y": y})
 
     def _predict(self, h: int, quantiles: tuple[float, ...], X_future: np.ndarray | None) -> Forecast:
         predicted = as_global(self.clone()).fit_panel(self._local, self.freq).predict_panel(h)
@@ -201,7 +202,7 @@ def _column(quantile: float) -> str:
 
 def _with_covariates(frame: pd.DataFrame, dynamic: pd.DataFrame | None, static: pd.DataFrame | None) -> pd.DataFrame:
     if dynamic is not None:
-        frame = frame.merge(dynamic, on=["unique_id", "ds"], how="left")
+        frame = frame.merge(dynamic, on=[ID, "ds"], how="left")
     if static is not None:
-        frame = frame.merge(static, on="unique_id", how="left")
+        frame = frame.merge(static, on=ID, how="left")
     return frame

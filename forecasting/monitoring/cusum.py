@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.data.contract import ID
+
 
 @dataclass(frozen=True)
 class CusumRule:
@@ -32,28 +34,28 @@ class CusumRule:
             return np.clip(np.log(ratio), self.low, self.high)
 
 
-STATE_COLUMNS = ["unique_id", "weeks", "points", "statistic", "peak", "alarm_week", "last_week"]
+STATE_COLUMNS = [ID, "weeks", "points", "statistic", "peak", "alarm_week", "last_week"]
 
 
 def weekly_increments(points: pd.DataFrame, rule: CusumRule) -> pd.DataFrame:
     """One increment per series and target week: the mean clipped log ratio of its points."""
     judged = points[np.isfinite(points["reference"]) & (points["reference"] > 0)]
     scored = judged.assign(score=rule.scores(judged["loss"].to_numpy(), judged["reference"].to_numpy()))
-    grouped = scored.groupby(["unique_id", "ds"], sort=True)["score"]
+    grouped = scored.groupby([ID, "ds"], sort=True)["score"]
     return pd.DataFrame({"x": grouped.mean(), "points": grouped.size()}).reset_index()
 
 
 def run_cusum(increments: pd.DataFrame, rule: CusumRule) -> pd.DataFrame:
     """Per series: weeks and points judged, the statistic now, its peak, and the first week it alarmed."""
     rows = []
-    for uid, part in increments.groupby("unique_id", sort=True):
+    for uid, part in increments.groupby(ID, sort=True):
         statistic, peak, alarm = 0.0, 0.0, pd.NaT
         for week, x in zip(part["ds"], part["x"], strict=True):
             statistic = max(0.0, statistic + float(x) - rule.drift)
             peak = max(peak, statistic)
             if pd.isna(alarm) and statistic >= rule.threshold:
                 alarm = week
-        rows.append({"unique_id": uid, "weeks": int(len(part)), "points": int(part["points"].sum()),
+        rows.append({ID: uid, "weeks": int(len(part)), "points": int(part["points"].sum()),
                      "statistic": statistic, "peak": peak, "alarm_week": alarm, "last_week": part["ds"].max()})
     return pd.DataFrame(rows, columns=STATE_COLUMNS)
 

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from forecasting.data.contract import ID
 from forecasting.monitoring.cusum import CusumRule, run_cusum, weekly_increments
 
-JUDGED_COLUMNS = ["unique_id", "weeks", "points", "live_loss", "reference_loss", "ratio", "coverage", "statistic",
+JUDGED_COLUMNS = [ID, "weeks", "points", "live_loss", "reference_loss", "ratio", "coverage", "statistic",
                   "threshold", "degraded", "pooled_reference", "last_week", "reason"]
 
 
@@ -17,7 +18,7 @@ def since_retrain(points: pd.DataFrame, retrained: Mapping[str, pd.Timestamp]) -
     """The points of forecasts published at or after each series' last retrain (all of them when none)."""
     if not retrained:
         return points
-    reset = pd.to_datetime(points["unique_id"].map(retrained))
+    reset = pd.to_datetime(points[ID].map(retrained))
     return points[reset.isna() | (points["forecast_origin"] >= reset)]
 
 
@@ -25,8 +26,8 @@ def judge(points: pd.DataFrame, rule: CusumRule) -> pd.DataFrame:
     """Per series of ``points`` (with ``reference``): the statistic, whether it is degraded, and why."""
     if points.empty:
         return pd.DataFrame(columns=JUDGED_COLUMNS)
-    state = run_cusum(weekly_increments(points, rule), rule).set_index("unique_id")
-    grouped = points.groupby("unique_id", sort=True)
+    state = run_cusum(weekly_increments(points, rule), rule).set_index(ID)
+    grouped = points.groupby(ID, sort=True)
     frame = pd.DataFrame({
         "live_loss": grouped["loss"].mean(),
         "reference_loss": grouped["reference"].mean(),

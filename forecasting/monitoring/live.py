@@ -15,20 +15,20 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from forecasting.data.contract import quantile_label
+from forecasting.data.contract import ID, quantile_label
 from forecasting.monitoring.reference import RunReference, point_losses, scales_by_origin
 
-POINT_COLUMNS = ["unique_id", "forecast_origin", "ds", "horizon", "run_id", "model", "loss", "inside", "level_in_scale"]
+POINT_COLUMNS = [ID, "forecast_origin", "ds", "horizon", "run_id", "model", "loss", "inside", "level_in_scale"]
 LEVEL_WEEKS = 13  # the level a point's error is material against: mean |y| of the periods up to its origin
 
 
 def live_points(forecasts: pd.DataFrame, history: pd.DataFrame, quantiles: Sequence[float]) -> pd.DataFrame:
     """Every published step with an arrived actual: its scaled loss and whether the outer interval held it."""
-    joined = forecasts.merge(history[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="inner")
+    joined = forecasts.merge(history[[ID, "ds", "y"]], on=[ID, "ds"], how="inner")
     joined = joined[joined["y"].notna()].reset_index(drop=True)
     if joined.empty:
         return pd.DataFrame(columns=[*POINT_COLUMNS, "y"])
-    keys = pd.MultiIndex.from_frame(joined[["unique_id", "forecast_origin"]])
+    keys = pd.MultiIndex.from_frame(joined[[ID, "forecast_origin"]])
     scale = scales_by_origin(history, joined, "forecast_origin").reindex(keys).to_numpy()
     level = levels_by_origin(history, joined).reindex(keys).to_numpy()
     low, high = quantile_label(min(quantiles)), quantile_label(max(quantiles))
@@ -40,8 +40,8 @@ def live_points(forecasts: pd.DataFrame, history: pd.DataFrame, quantiles: Seque
 
 def levels_by_origin(history: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
     """Mean |y| of the last ``LEVEL_WEEKS`` periods up to each (unique_id, forecast_origin)."""
-    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby("unique_id", sort=False)}
-    pairs = keys[["unique_id", "forecast_origin"]].drop_duplicates()
+    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby(ID, sort=False)}
+    pairs = keys[[ID, "forecast_origin"]].drop_duplicates()
     values = []
     for uid, origin in pairs.itertuples(index=False):
         part = by_id.get(str(uid))
@@ -63,7 +63,7 @@ def with_reference(points: pd.DataFrame, references: Mapping[str, RunReference],
     pooled_levels = [r.pooled_level for r in references.values() if np.isfinite(r.pooled_level)]
     everywhere = float(np.median(pooled_levels)) if pooled_levels else np.nan
     level, pooled, factor = [], [], []
-    for uid, run_id, horizon in points[["unique_id", "run_id", "horizon"]].itertuples(index=False):
+    for uid, run_id, horizon in points[[ID, "run_id", "horizon"]].itertuples(index=False):
         reference = references.get(str(run_id))
         own = reference.levels.get(uid, np.nan) if reference is not None else np.nan
         fallback = reference.pooled_level if reference is not None and np.isfinite(reference.pooled_level) else everywhere

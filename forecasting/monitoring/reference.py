@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecasting.data.contract import quantile_label
+from forecasting.data.contract import ID, quantile_label
 from forecasting.evaluation.losses import pinball_loss, scale_denominator
 
 
@@ -49,8 +49,8 @@ def point_losses(rows: pd.DataFrame, quantiles: Sequence[float], scale: np.ndarr
 
 def scales_by_origin(history: pd.DataFrame, keys: pd.DataFrame, origin: str) -> pd.Series:
     """``scale_denominator`` of each (unique_id, ``origin`` column) pair's history up to that date."""
-    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby("unique_id", sort=False)}
-    pairs = keys[["unique_id", origin]].drop_duplicates()
+    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby(ID, sort=False)}
+    pairs = keys[[ID, origin]].drop_duplicates()
     values = []
     for uid, cutoff in pairs.itertuples(index=False):
         part = by_id.get(str(uid))
@@ -62,16 +62,16 @@ def scales_by_origin(history: pd.DataFrame, keys: pd.DataFrame, origin: str) -> 
 def run_reference(run_id: str, backtest: pd.DataFrame, models: pd.Series, history: pd.DataFrame,
                   quantiles: Sequence[float]) -> RunReference:
     """The reference of a run from its backtest; ``models``: series -> the model it published."""
-    wanted = backtest[backtest["candidate"].to_numpy() == backtest["unique_id"].map(models).to_numpy()]
-    wanted = wanted[wanted["y"].notna()].sort_values(["unique_id", "cutoff", "ds"])
+    wanted = backtest[backtest["candidate"].to_numpy() == backtest[ID].map(models).to_numpy()]
+    wanted = wanted[wanted["y"].notna()].sort_values([ID, "cutoff", "ds"])
     if wanted.empty:
         return RunReference(run_id, pd.Series(dtype=float))
     scales = scales_by_origin(history, wanted, "cutoff")
-    scale = scales.reindex(pd.MultiIndex.from_frame(wanted[["unique_id", "cutoff"]])).to_numpy()
+    scale = scales.reindex(pd.MultiIndex.from_frame(wanted[[ID, "cutoff"]])).to_numpy()
     losses = wanted.assign(loss=point_losses(wanted, quantiles, scale),
-                           horizon=wanted.groupby(["unique_id", "cutoff"]).cumcount() + 1)
-    levels = losses.groupby("unique_id")["loss"].mean()
-    by_horizon = losses.groupby(["unique_id", "horizon"])["loss"].mean().unstack()
+                           horizon=wanted.groupby([ID, "cutoff"]).cumcount() + 1)
+    levels = losses.groupby(ID)["loss"].mean()
+    by_horizon = losses.groupby([ID, "horizon"])["loss"].mean().unstack()
     relative = by_horizon.div(levels.where(levels > 0), axis=0).median(axis=0, skipna=True)
     relative = relative[np.isfinite(relative) & (relative > 0)]
     profile = (relative / relative.mean()).to_dict() if len(relative) else {}

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from forecasting.data.contract import ID
 from forecasting.monitoring.reference import RunReference
 
 METADATA = sa.MetaData()
@@ -18,7 +19,7 @@ EVALUATIONS = sa.Table(
     "monitoring_evaluations",
     METADATA,
     sa.Column("evaluation_date", sa.DateTime, nullable=False),
-    sa.Column("unique_id", sa.String(255), nullable=False),
+    sa.Column(ID, sa.String(255), nullable=False),
     sa.Column("weeks", sa.Integer, nullable=False),  # target weeks with an actual since the series' last retrain
     sa.Column("points", sa.Integer, nullable=False),  # (origin, horizon) pairs judged
     sa.Column("live_loss", sa.Float, nullable=False),  # mean point loss
@@ -32,7 +33,7 @@ EVALUATIONS = sa.Table(
     sa.Column("last_week", sa.DateTime),
     sa.Column("reason", sa.String(255), nullable=False),
     sa.Column("evaluated_at", sa.DateTime, nullable=False),
-    sa.UniqueConstraint("evaluation_date", "unique_id", name="uq_monitoring_evaluations_key"),
+    sa.UniqueConstraint("evaluation_date", ID, name="uq_monitoring_evaluations_key"),
 )
 
 REFERENCE_RUNS = sa.Table(
@@ -48,9 +49,9 @@ REFERENCE_SERIES = sa.Table(
     "monitoring_reference",
     METADATA,
     sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("unique_id", sa.String(255), nullable=False),
+    sa.Column(ID, sa.String(255), nullable=False),
     sa.Column("level", sa.Float, nullable=False),
-    sa.UniqueConstraint("run_id", "unique_id", name="uq_monitoring_reference_key"),
+    sa.UniqueConstraint("run_id", ID, name="uq_monitoring_reference_key"),
 )
 
 DECISIONS = sa.Table(
@@ -107,7 +108,7 @@ def stored_runs(engine: sa.Engine) -> set[str]:
 def save_reference(engine: sa.Engine, reference: RunReference) -> None:
     """Keep a run's reference (replacing an earlier copy): it outlives the run folder."""
     levels = reference.levels.dropna()
-    rows = [{"run_id": reference.run_id, "unique_id": str(uid), "level": float(level)} for uid, level in levels.items()]
+    rows = [{"run_id": reference.run_id, ID: str(uid), "level": float(level)} for uid, level in levels.items()]
     with engine.begin() as connection:
         connection.execute(REFERENCE_SERIES.delete().where(REFERENCE_SERIES.c.run_id == reference.run_id))
         connection.execute(REFERENCE_RUNS.delete().where(REFERENCE_RUNS.c.run_id == reference.run_id))
@@ -134,7 +135,7 @@ def load_references(engine: sa.Engine, run_ids: Sequence[str]) -> dict[str, RunR
         own = series[series["run_id"] == run["run_id"]]
         profile = {int(k): float(v) for k, v in json.loads(run["profile"]).items()}
         pooled = float(run["pooled_level"]) if run["pooled_level"] is not None else float("nan")
-        found[run["run_id"]] = RunReference(run["run_id"], pd.Series(own["level"].to_numpy(float), index=own["unique_id"].astype(str)),
+        found[run["run_id"]] = RunReference(run["run_id"], pd.Series(own["level"].to_numpy(float), index=own[ID].astype(str)),
                                             profile, pooled)
     return found
 

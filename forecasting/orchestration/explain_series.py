@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import ConfigError
-from forecasting.data.contract import STATUS_NOT_STARTED, STATUS_QUARANTINED
+from forecasting.data.contract import ID, STATUS_NOT_STARTED, STATUS_QUARANTINED
 from forecasting.orchestration.run_catalog import (
     Run,
     RunFolder,
@@ -39,7 +39,7 @@ def _series_frames(folder: RunFolder, series_id: str) -> dict[str, pd.DataFrame]
     backtest = read_series(folder.output("backtest"), [series_id])
     backtest = backtest[backtest["candidate"].isin(top)] if not backtest.empty else backtest
     return {
-        "leaderboard": leaderboard.drop(columns="unique_id", errors="ignore"),
+        "leaderboard": leaderboard.drop(columns=ID, errors="ignore"),
         "per_window": per_window,
         "backtest": backtest,
         "history": series_history(folder, [series_id]),

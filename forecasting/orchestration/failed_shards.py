@@ -8,7 +8,7 @@ import pandas as pd
 
 from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import CandidateSettings
-from forecasting.data.contract import STATUS_FALLBACK, STATUS_NEW, STATUS_OK
+from forecasting.data.contract import ID, STATUS_FALLBACK, STATUS_NEW, STATUS_OK
 from forecasting.orchestration.run_catalog import Run, read_shard_lifecycle
 from forecasting.orchestration.shards import shard_checkpoint
 from forecasting.publishing.table import write_atomic
@@ -38,7 +38,7 @@ def fallback_results(run: Run, shard: int) -> ShardResult:
     cheap.models.candidates = [CandidateSettings(name=name) for name in settings.models.fallback]
     cheap.ensemble.enabled = False
     history = pd.read_parquet(folder.shard_input(shard))
-    history = history.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    history = history.sort_values([ID, "ds"], kind="stable").reset_index(drop=True)
     lifecycle = read_shard_lifecycle(folder, shard)
     activate_plugins(cheap)  # a fallback that is a plug-in: its cached verdict
     result = train_batch(history, lifecycle, TrainingPlan.from_settings(cheap), settings.forecast.freq)

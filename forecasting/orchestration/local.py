@@ -17,6 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.orchestration.executors import run_shards
 from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import finished_series
@@ -60,7 +61,7 @@ def run_weekly(settings: Settings, series: Sequence[str] | None = None) -> dict[
     timings["prepare"] = time.perf_counter() - started
 
     run = Run.load(run_dir)
-    n_series = len(pd.read_parquet(run.folder.input("lifecycle"), columns=["unique_id"]))
+    n_series = len(pd.read_parquet(run.folder.input("lifecycle"), columns=[ID]))
     started = time.perf_counter()
     progress = settings.compute.progress
     with tqdm(total=n_series, desc="series", unit="series", file=sys.stderr, disable=not progress) as bar, \

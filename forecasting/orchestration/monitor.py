@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.data.database import database_engine
 from forecasting.monitoring import store
 from forecasting.monitoring.cusum import CusumRule
@@ -38,7 +39,7 @@ def _published(engine: sa.Engine, table_name: str, evaluation_date: pd.Timestamp
         frame = pd.read_sql(query, connection)
     for column in ("forecast_origin", "ds"):
         frame[column] = pd.to_datetime(frame[column])
-    frame["unique_id"] = frame["unique_id"].astype(str)
+    frame[ID] = frame[ID].astype(str)
     return frame[frame["forecast_origin"] < frame["ds"]]
 
 
@@ -48,8 +49,8 @@ def run_folder_reference(run_dir: str | Path) -> RunReference | None:
     folder, settings = run.folder, run.settings
     if not folder.output("backtest").exists():
         return None
-    ledger = pd.read_parquet(folder.output("ledger"), columns=["unique_id", "model"])
-    models = ledger[ledger["model"].fillna("") != ""].set_index("unique_id")["model"]
+    ledger = pd.read_parquet(folder.output("ledger"), columns=[ID, "model"])
+    models = ledger[ledger["model"].fillna("") != ""].set_index(ID)["model"]
     backtest = pd.read_parquet(folder.output("backtest"))
     return run_reference(folder.run_id, backtest, models, run_history(folder, run.manifest.shards),
                          settings.forecast.quantiles)
@@ -95,7 +96,7 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
     """
     settings = with_snapshot(run_settings(config, as_of))
     history, _ = load_input(settings)
-    history = history.assign(ds=pd.to_datetime(history["ds"]), unique_id=history["unique_id"].astype(str))
+    history = history.assign(ds=pd.to_datetime(history["ds"]), unique_id=history[ID].astype(str))
     if as_of:
         history = history[history["ds"] <= pd.Timestamp(as_of)]
     if history.empty:
@@ -120,7 +121,7 @@ def evaluate_retraining(config: str | None, as_of: str | None) -> dict[str, Any]
     retrained = store.retrained_since(engine, evaluation_date - pd.Timedelta(days=1))
     judged = judge(since_retrain(points, retrained), rule(settings))
     store.record_evaluation(engine, evaluation_date, judged)
-    cohort = sorted(judged.loc[judged["degraded"], "unique_id"])
+    cohort = sorted(judged.loc[judged["degraded"], ID])
     counts = {"n_evaluated": int(len(judged)), "n_degraded": len(cohort)}
     cohort_id = f"{week}-{hashlib.sha256(','.join(cohort).encode()).hexdigest()[:8]}"
     trigger_run_id = f"retrain__{week}"

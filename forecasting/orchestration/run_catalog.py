@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 
 DONE = "_SUCCESS"  # marks a finished batch, global step or shard
 
@@ -262,18 +263,18 @@ def read_shard_lifecycle(folder: RunFolder, shard: int, series: list[str] | None
     else:
         frame = pd.read_parquet(path)
     if series is not None:
-        frame = frame[frame["unique_id"].isin(series)]
+        frame = frame[frame[ID].isin(series)]
     return frame.reset_index(drop=True)
 
 
 def run_history(folder: RunFolder, shards: Sequence[int]) -> pd.DataFrame:
     """The validated history the run trained on (every shard's input)."""
-    frames = [pd.read_parquet(folder.shard_input(s), columns=["unique_id", "ds", "y"]) for s in shards]
+    frames = [pd.read_parquet(folder.shard_input(s), columns=[ID, "ds", "y"]) for s in shards]
     frames = [f for f in frames if not f.empty]
     if not frames:
-        return pd.DataFrame({"unique_id": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[ns]"),
+        return pd.DataFrame({ID: pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[ns]"),
                              "y": pd.Series(dtype=float)})
-    return pd.concat(frames, ignore_index=True).sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True).sort_values([ID, "ds"]).reset_index(drop=True)
 
 
 def finished_runs(output_root: str | Path) -> list[RunFolder]:
@@ -284,15 +285,15 @@ def finished_runs(output_root: str | Path) -> list[RunFolder]:
 
 def read_series(path: Path, series: Sequence[str], columns: list[str] | None = None) -> pd.DataFrame:
     """The rows of some series in one of the run's Parquet files (none for no series)."""
-    return pd.read_parquet(path, columns=columns, filters=[("unique_id", "in", list(series))]) if series else pd.DataFrame()
+    return pd.read_parquet(path, columns=columns, filters=[(ID, "in", list(series))]) if series else pd.DataFrame()
 
 
 def series_history(folder: RunFolder, series: Sequence[str]) -> pd.DataFrame:
     """Clean history of some series, read from their shards' input files only."""
-    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=["unique_id", "shard"])
-    shards = lifecycle.loc[lifecycle["unique_id"].isin(series), "shard"].unique()
-    parts = [read_series(folder.shard_input(int(s)), series, ["unique_id", "ds", "y"]) for s in sorted(shards)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["unique_id", "ds", "y"])
+    lifecycle = pd.read_parquet(folder.input("lifecycle"), columns=[ID, "shard"])
+    shards = lifecycle.loc[lifecycle[ID].isin(series), "shard"].unique()
+    parts = [read_series(folder.shard_input(int(s)), series, [ID, "ds", "y"]) for s in sorted(shards)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[ID, "ds", "y"])
 
 
 def write_text_atomic(path: Path, text: str) -> None:

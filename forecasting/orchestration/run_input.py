@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecasting.config import ConfigError, Settings, load_settings
+from forecasting.data.contract import ID
 from forecasting.data.demo import generate_demo_panel
 from forecasting.data.io import read_history
 from forecasting.data.source import read_file_snapshot, read_query_snapshot
@@ -42,7 +43,7 @@ def with_snapshot(settings: Settings) -> Settings:
         write_atomic(frame, path)
     updated = settings.model_copy(deep=True)
     updated.data.path = path
-    updated.data.id_col, updated.data.time_col, updated.data.target_col = "unique_id", "ds", "y"
+    updated.data.id_col, updated.data.time_col, updated.data.target_col = ID, "ds", "y"
     updated.data.date_format = None  # the snapshot holds parsed dates
     return updated
 

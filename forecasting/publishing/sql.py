@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.data.contract import MAX_ID_LENGTH, quantile_labels
+from forecasting.data.contract import ID, MAX_ID_LENGTH, quantile_labels
 
 _CHUNK = 500
 
@@ -25,7 +25,7 @@ def forecast_table(metadata: sa.MetaData, name: str, quantiles: Sequence[float])
     return sa.Table(
         name,
         metadata,
-        sa.Column("unique_id", sa.String(MAX_ID_LENGTH), nullable=False),  # every id the contract allows
+        sa.Column(ID, sa.String(MAX_ID_LENGTH), nullable=False),  # every id the contract allows
         sa.Column("forecast_origin", sa.DateTime, nullable=False),
         sa.Column("ds", sa.DateTime, nullable=False),
         sa.Column("horizon", sa.Integer, nullable=False),
@@ -35,7 +35,7 @@ def forecast_table(metadata: sa.MetaData, name: str, quantiles: Sequence[float])
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("model_version", sa.String(64), nullable=False),
         sa.Column("schema_version", sa.Integer, nullable=False),
-        sa.UniqueConstraint("unique_id", "forecast_origin", "ds", name=f"uq_{name}_key"),
+        sa.UniqueConstraint(ID, "forecast_origin", "ds", name=f"uq_{name}_key"),
         sa.Index(f"ix_{name}_origin", "forecast_origin"),
     )
 
@@ -66,7 +66,7 @@ def publications_table(metadata: sa.MetaData, name: str) -> sa.Table:
 
 def _replace_rows(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, series: Sequence[str],
                   origin: datetime) -> int:
-    ids = sorted({str(s) for s in series} | set(frame["unique_id"].astype(str)))
+    ids = sorted({str(s) for s in series} | set(frame[ID].astype(str)))
     records = frame[[c.name for c in table.columns]].to_dict("records")
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]

@@ -32,9 +32,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecasting.data.contract import SCHEMA_VERSION, forecast_table_columns, quantile_labels
+from forecasting.data.contract import ID, SCHEMA_VERSION, forecast_table_columns, quantile_labels
 
-KEY = ["unique_id", "forecast_origin", "ds"]
+KEY = [ID, "forecast_origin", "ds"]
 PUBLICATION_KEY = b"forecasting.publication"
 
 
@@ -44,7 +44,7 @@ def build_forecast_table(
     """Contract-v1 rows from the training layer's forecast frame."""
     columns = forecast_table_columns(quantiles)
     if forecasts.empty:  # nothing to publish (every series ended or quarantined): typed, no rows
-        forecasts = pd.DataFrame({"unique_id": pd.Series(dtype=object), "ds": pd.Series(dtype="datetime64[ns]"),
+        forecasts = pd.DataFrame({ID: pd.Series(dtype=object), "ds": pd.Series(dtype="datetime64[ns]"),
                                   "horizon": pd.Series(dtype="int64"), "model": pd.Series(dtype=object),
                                   "status": pd.Series(dtype=object),
                                   **{label: pd.Series(dtype="float64") for label in quantile_labels(quantiles)}})
@@ -53,11 +53,11 @@ def build_forecast_table(
     table["run_id"] = run_id
     table["model_version"] = model_version
     table["schema_version"] = SCHEMA_VERSION
-    table["unique_id"] = table["unique_id"].astype(str)
+    table[ID] = table[ID].astype(str)
     table["horizon"] = table["horizon"].astype("int64")
     for label in quantile_labels(quantiles):
         table[label] = table[label].astype("float64")
-    return table[columns].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    return table[columns].sort_values([ID, "ds"]).reset_index(drop=True)
 
 
 def origin_path(root: Path, forecast_origin: pd.Timestamp) -> Path:
@@ -183,14 +183,14 @@ def publish_table(
     if len(origins) != 1:
         raise ValueError(f"a run publishes one forecast origin, got {len(origins)}")
     origin = pd.Timestamp(origins[0])
-    replaced = set(table["unique_id"].astype(str)) | {str(s) for s in (series if series is not None else ())}
+    replaced = set(table[ID].astype(str)) | {str(s) for s in (series if series is not None else ())}
     path = origin_path(root, origin)
     path.parent.mkdir(parents=True, exist_ok=True)
     publication = uuid.uuid4().hex[:16]
     with _locked(root, path):
         _recover(root, path, origin, commit_point)
         current = pd.read_parquet(path) if path.exists() else table.iloc[0:0]
-        kept = current[~current["unique_id"].isin(replaced)]
+        kept = current[~current[ID].isin(replaced)]
         merged = kept if table.empty else table if kept.empty else pd.concat([kept, table], ignore_index=True)
         merged = merged.sort_values(KEY).reset_index(drop=True)
         if merged.duplicated(KEY).any():

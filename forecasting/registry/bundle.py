@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.data.contract import quantile_label
+from forecasting.data.contract import ID, quantile_label
 from forecasting.data.forecast_rows import forecast_rows
 from forecasting.data.sharding import shard_of
 from forecasting.evaluation.fallback import Failure, FallbackChain, chain_labels
@@ -43,7 +43,7 @@ from forecasting.registry.series_model import QuantileForecast, SeriesModel
 
 WINNERS, HISTORY, META, CALIBRATION = "winners", "history", "bundle", "calibration"
 SCORE_COLUMNS = ("scaled_quantile_loss", "mase", "coverage")
-WINNER_COLUMNS = ["unique_id", "model", "ensemble_members", "status", "lifecycle", *SCORE_COLUMNS, "global_group", "pool"]
+WINNER_COLUMNS = [ID, "model", "ensemble_members", "status", "lifecycle", *SCORE_COLUMNS, "global_group", "pool"]
 GlobalParams = dict[str, dict[str, dict[str, Any]]]  # group -> global label -> parameters
 
 
@@ -56,16 +56,16 @@ def winners_manifest(ledger: pd.DataFrame, leaderboard: pd.DataFrame, groups: Ma
                      pools: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Series -> the model that forecast it, its members and its mean backtest scores (training group and pool)."""
     published = ledger[ledger["model"].fillna("") != ""].copy()
-    board = leaderboard.rename(columns={"candidate": "model"})[["unique_id", "model", *SCORE_COLUMNS]]
-    manifest = published.merge(board, on=["unique_id", "model"], how="left")
+    board = leaderboard.rename(columns={"candidate": "model"})[[ID, "model", *SCORE_COLUMNS]]
+    manifest = published.merge(board, on=[ID, "model"], how="left")
     for column in WINNER_COLUMNS:
         if column not in manifest:
             manifest[column] = np.nan if column in SCORE_COLUMNS else ""
     if groups is not None:
-        manifest["global_group"] = manifest["unique_id"].astype(str).map(groups).fillna("")
+        manifest["global_group"] = manifest[ID].astype(str).map(groups).fillna("")
     if pools is not None:
-        manifest["pool"] = manifest["unique_id"].astype(str).map(pools).fillna("")
-    return manifest[WINNER_COLUMNS].sort_values("unique_id").reset_index(drop=True)
+        manifest["pool"] = manifest[ID].astype(str).map(pools).fillna("")
+    return manifest[WINNER_COLUMNS].sort_values(ID).reset_index(drop=True)
 
 
 def write_bundle(folder: Path, run_id: str, as_of: str, settings: Settings, winners: pd.DataFrame, history: pd.DataFrame,
@@ -74,7 +74,7 @@ def write_bundle(folder: Path, run_id: str, as_of: str, settings: Settings, winn
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}.parquet" for name in (WINNERS, HISTORY)}
     winners.to_parquet(paths[WINNERS], index=False)
-    history[["unique_id", "ds", "y"]].to_parquet(paths[HISTORY], index=False)
+    history[[ID, "ds", "y"]].to_parquet(paths[HISTORY], index=False)
     meta = {"run_id": run_id, "as_of": as_of, "settings": settings.model_dump(mode="json"),
             "global_params": global_params or {}}
     paths[META] = folder / f"{META}.json"
@@ -86,10 +86,10 @@ def write_bundle(folder: Path, run_id: str, as_of: str, settings: Settings, winn
 
 def series_arrays(history: pd.DataFrame) -> Series:
     """Per series (ds, y), sorted by date."""
-    frame = history.assign(unique_id=history["unique_id"].astype(str), ds=pd.to_datetime(history["ds"]))
-    frame = frame.sort_values(["unique_id", "ds"], kind="stable")
+    frame = history.assign(unique_id=history[ID].astype(str), ds=pd.to_datetime(history["ds"]))
+    frame = frame.sort_values([ID, "ds"], kind="stable")
     return {str(uid): (part["ds"].to_numpy(), part["y"].to_numpy(dtype=np.float64))
-            for uid, part in frame.groupby("unique_id", sort=True)}
+            for uid, part in frame.groupby(ID, sort=True)}
 
 
 class BundleForecaster:
@@ -101,7 +101,7 @@ class BundleForecaster:
         self.settings = settings
         self.calibration = dict(calibration or {})  # pool name -> its calibrators as JSON text
         self._pools: dict[str, PoolCalibration] = {}
-        self.winners = winners.assign(unique_id=winners["unique_id"].astype(str)).set_index("unique_id")
+        self.winners = winners.assign(unique_id=winners[ID].astype(str)).set_index(ID)
         self.history = history
         self.global_params = global_params or {}
         self.run_id, self.as_of = run_id, as_of
@@ -212,7 +212,7 @@ class BundleForecaster:
     def predict(self, model_input: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
         """Quantile forecasts for the ids in ``model_input``; its ds/y rows, if any, are the history."""
         horizon = int(horizon or self.settings.forecast.horizon)
-        ids = [str(i) for i in pd.unique(model_input["unique_id"])]
+        ids = [str(i) for i in pd.unique(model_input[ID])]
         has_history = {"ds", "y"} <= set(model_input.columns) and model_input["y"].notna().any()
         history = model_input if has_history else self._stored_history(ids)
         return self.forecast(history, horizon).drop(columns="model_key")
@@ -220,10 +220,10 @@ class BundleForecaster:
     def _stored_history(self, ids: list[str]) -> pd.DataFrame:
         if self.history is None:
             raise ValueError("no history given and the bundle holds none")
-        unknown = sorted(set(ids) - set(self.history["unique_id"].astype(str)))
+        unknown = sorted(set(ids) - set(self.history[ID].astype(str)))
         if unknown:
             raise KeyError(f"series not in the bundle's history (pass their history as ds, y rows): {unknown[:10]}")
-        return self.history[self.history["unique_id"].astype(str).isin(ids)]
+        return self.history[self.history[ID].astype(str).isin(ids)]
 
 
 def _failure_text(failure: Failure) -> str:
@@ -238,9 +238,9 @@ def signature(settings: Settings) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-    inputs = Schema([ColSpec("string", "unique_id"), ColSpec("datetime", "ds", required=False),
+    inputs = Schema([ColSpec("string", ID), ColSpec("datetime", "ds", required=False),
                      ColSpec("double", "y", required=False)])
-    outputs = Schema([ColSpec("string", "unique_id"), ColSpec("datetime", "ds"), ColSpec("long", "horizon"),
+    outputs = Schema([ColSpec("string", ID), ColSpec("datetime", "ds"), ColSpec("long", "horizon"),
                       *[ColSpec("double", quantile_label(q)) for q in settings.forecast.quantiles],
                       ColSpec("string", "model"), ColSpec("string", "status")])
     params = ParamSchema([ParamSpec("horizon", "long", settings.forecast.horizon)])

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.data.contract import quantile_label
+from forecasting.data.contract import ID, quantile_label
 from forecasting.evaluation.procedure import ENSEMBLE
 from forecasting.registry.bundle import BundleForecaster, series_arrays
 from forecasting.registry.member_forecasts import MemberForecasts, bundle_plan
@@ -51,25 +51,25 @@ def champion_backtest(champion: BundleForecaster, new_settings: Settings, backte
     settings = champion.settings
     labels = [c.label for c in settings.models.candidates]
     shared = shared_labels(settings, new_settings)
-    frame = backtest[backtest["unique_id"].isin(set(ids))]
+    frame = backtest[backtest[ID].isin(set(ids))]
     reused = frame[frame["candidate"].isin(shared)]
     missing = [label for label in labels if label not in shared]  # the ensemble is never refitted here
     if not missing or frame.empty:
         return reused.reset_index(drop=True)
     # one row per (series, cutoff, date) of the new run's windows: where the refits must land
-    grid = frame.drop_duplicates(["unique_id", "cutoff", "ds"])[["unique_id", "cutoff", "ds", "y"]]
-    horizon = int(grid.groupby(["unique_id", "cutoff"]).size().max())
+    grid = frame.drop_duplicates([ID, "cutoff", "ds"])[[ID, "cutoff", "ds", "y"]]
+    horizon = int(grid.groupby([ID, "cutoff"]).size().max())
     columns = [quantile_label(q) for q in new_settings.forecast.quantiles]
     parts = [reused]
     plan, broken = bundle_plan(settings, horizon)
-    windows = grid.drop_duplicates(["unique_id", "cutoff"]).sort_values(["unique_id", "cutoff"])
-    for _, same_index in windows.groupby(windows.groupby("unique_id").cumcount()):  # oldest window first
-        at = same_index.set_index("unique_id")["cutoff"]
+    windows = grid.drop_duplicates([ID, "cutoff"]).sort_values([ID, "cutoff"])
+    for _, same_index in windows.groupby(windows.groupby(ID).cumcount()):  # oldest window first
+        at = same_index.set_index(ID)["cutoff"]
         series = series_arrays(truncate(history, at))
         members = MemberForecasts(settings, plan, broken, series, champion.group_of, champion.global_params)
         members.ensure({label: list(series) for label in missing})
         for uid in series:
-            dates = grid[(grid["unique_id"] == uid) & (grid["cutoff"] == at[uid])].sort_values("ds")
+            dates = grid[(grid[ID] == uid) & (grid["cutoff"] == at[uid])].sort_values("ds")
             for label in missing:
                 try:
                     forecast = members.get(uid, label)

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.registry import evidence, heldout
 from forecasting.registry.bundle import BundleForecaster
 from forecasting.registry.champion_backtest import champion_backtest
@@ -40,10 +41,10 @@ class NewRun:
 
 def _in_sample(backtest: pd.DataFrame, ledger: pd.DataFrame, cutoffs: pd.Series) -> pd.DataFrame:
     """The new run's own winners' forecasts at the decision window (chosen on it: for comparison only)."""
-    winners = ledger.set_index(ledger["unique_id"].astype(str))
-    rows = backtest[(backtest["candidate"] == backtest["unique_id"].map(winners["winner"]))
-                    & (backtest["cutoff"] == backtest["unique_id"].map(cutoffs))]
-    keys = rows["unique_id"].map(lambda uid: SeriesModel.from_manifest(str(winners.at[uid, "model"]),
+    winners = ledger.set_index(ledger[ID].astype(str))
+    rows = backtest[(backtest["candidate"] == backtest[ID].map(winners["winner"]))
+                    & (backtest["cutoff"] == backtest[ID].map(cutoffs))]
+    keys = rows[ID].map(lambda uid: SeriesModel.from_manifest(str(winners.at[uid, "model"]),
                                                                       winners.at[uid, "ensemble_members"]).key())
     return rows.drop(columns="y").assign(model_key=keys)
 
@@ -57,24 +58,24 @@ def champion_evidence(new: NewRun, champion: BundleForecaster) -> tuple[pd.DataF
     """Per-series evidence (``evidence.EVIDENCE_COLUMNS``) and its summary, with the decision window's dates."""
     settings = new.settings
     ledger = new.ledger[new.ledger["model"].fillna("").astype(str) != ""]
-    ids = sorted(ledger["unique_id"].astype(str))
-    backtest = new.backtest.assign(unique_id=new.backtest["unique_id"].astype(str))
-    backtested = set(backtest["unique_id"])
+    ids = sorted(ledger[ID].astype(str))
+    backtest = new.backtest.assign(unique_id=new.backtest[ID].astype(str))
+    backtested = set(backtest[ID])
     known = set(champion.winners.index)
     reasons = {uid: "a new series: the champion does not know it" for uid in ids if uid not in known}
     reasons.update({uid: "no backtest in the new run (short history)" for uid in ids
                     if uid in known and uid not in backtested})
     common = [uid for uid in ids if uid not in reasons]
-    backtest = backtest[backtest["unique_id"].isin(common)]
-    cutoffs = backtest.groupby("unique_id")["cutoff"].max()
-    scales = heldout.scales_at(new.history, backtest[["unique_id", "cutoff"]].drop_duplicates())
+    backtest = backtest[backtest[ID].isin(common)]
+    cutoffs = backtest.groupby(ID)["cutoff"].max()
+    scales = heldout.scales_at(new.history, backtest[[ID, "cutoff"]].drop_duplicates())
     new_rows = _held_out(backtest, cutoffs, scales, settings)
     theirs = champion_backtest(champion, settings, backtest, new.history, common)
     champion_rows = _held_out(theirs, cutoffs, scales, champion.settings)
-    actuals = backtest.loc[backtest["cutoff"] == backtest["unique_id"].map(cutoffs), ["unique_id", "ds", "y"]]
+    actuals = backtest.loc[backtest["cutoff"] == backtest[ID].map(cutoffs), [ID, "ds", "y"]]
     decision_scales = pd.Series({uid: float(scales[(uid, c)]) for uid, c in cutoffs.items()}, dtype=float)
     frame = evidence.compare(
-        new_rows, champion_rows, actuals.drop_duplicates(["unique_id", "ds"]), cutoffs.reindex(ids), decision_scales,
+        new_rows, champion_rows, actuals.drop_duplicates([ID, "ds"]), cutoffs.reindex(ids), decision_scales,
         list(settings.forecast.quantiles), _in_sample(backtest, ledger, cutoffs), reasons,
     )
     summary = evidence.summarize(frame)

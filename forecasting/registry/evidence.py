@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.data.contract import quantile_label
+from forecasting.data.contract import ID, quantile_label
 from forecasting.evaluation.losses import scaled_quantile_loss
 
-EVIDENCE_COLUMNS = ["unique_id", "compared", "reason", "new_model", "champion_model", "weeks", "new_loss",
+EVIDENCE_COLUMNS = [ID, "compared", "reason", "new_model", "champion_model", "weeks", "new_loss",
                     "champion_loss", "new_loss_in_sample"]
 
 
@@ -38,11 +38,11 @@ def compare(new: pd.DataFrame, champion: pd.DataFrame, actuals: pd.DataFrame, st
     """
     columns = [quantile_label(q) for q in quantiles]
     reasons = dict(reasons or {})
-    by = {name: {str(u): p for u, p in frame.groupby("unique_id", sort=False)} if frame is not None and len(frame) else {}
+    by = {name: {str(u): p for u, p in frame.groupby(ID, sort=False)} if frame is not None and len(frame) else {}
           for name, frame in (("new", new), ("champion", champion), ("in_sample", in_sample), ("actuals", actuals))}
     rows: list[dict[str, Any]] = []
     for uid in sorted(start.index.astype(str)):
-        row: dict[str, Any] = {"unique_id": uid, "compared": False, "reason": reasons.get(uid, ""), "new_model": "",
+        row: dict[str, Any] = {ID: uid, "compared": False, "reason": reasons.get(uid, ""), "new_model": "",
                                "champion_model": "", "weeks": 0, "new_loss": np.nan, "champion_loss": np.nan,
                                "new_loss_in_sample": np.nan}
         new_rows, champion_rows = by["new"].get(uid), by["champion"].get(uid)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.data.contract import quantile_label
+from forecasting.data.contract import ID, quantile_label
 from forecasting.evaluation import procedure
 from forecasting.evaluation.losses import scale_denominator, scaled_quantile_loss
 from forecasting.evaluation.procedure import ENSEMBLE
@@ -40,24 +40,24 @@ class Split:
 
 def split(backtest: pd.DataFrame, decision_start: pd.Series) -> Split:
     """``decision_start``: per series, the last date a side may have chosen on (the decision weeks follow it)."""
-    frame = backtest[backtest["unique_id"].isin(decision_start.index)]
-    cutoffs = frame.groupby("unique_id")["cutoff"].max()
-    window_end = frame.groupby(["unique_id", "cutoff"])["ds"].transform("max")
-    start = frame["unique_id"].map(decision_start)
+    frame = backtest[backtest[ID].isin(decision_start.index)]
+    cutoffs = frame.groupby(ID)["cutoff"].max()
+    window_end = frame.groupby([ID, "cutoff"])["ds"].transform("max")
+    start = frame[ID].map(decision_start)
     choosing = frame[window_end <= start]
-    decision = frame[frame["cutoff"] == frame["unique_id"].map(cutoffs)].drop(columns="y")
+    decision = frame[frame["cutoff"] == frame[ID].map(cutoffs)].drop(columns="y")
     return Split(choosing.reset_index(drop=True), decision.reset_index(drop=True), cutoffs)
 
 
 def scales_at(history: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
     """The loss scale of each (unique_id, cutoff): mean absolute one-step change of the history up to it."""
-    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby("unique_id", sort=False)}
+    by_id = {str(uid): part.sort_values("ds") for uid, part in history.groupby(ID, sort=False)}
     values = []
-    for uid, cutoff in pairs[["unique_id", "cutoff"]].itertuples(index=False):
+    for uid, cutoff in pairs[[ID, "cutoff"]].itertuples(index=False):
         part = by_id.get(str(uid))
         y = part.loc[part["ds"] <= cutoff, "y"].to_numpy(float) if part is not None else np.array([])
         values.append(scale_denominator(y, m=1))
-    return pd.Series(values, index=pd.MultiIndex.from_frame(pairs[["unique_id", "cutoff"]]), dtype=float)
+    return pd.Series(values, index=pd.MultiIndex.from_frame(pairs[[ID, "cutoff"]]), dtype=float)
 
 
 def _per_window(series: pd.DataFrame, quantiles: Sequence[float]) -> tuple[dict[str, list[QuantileForecast]], list[np.ndarray], list[pd.Timestamp]]:
@@ -99,7 +99,7 @@ def choose(choosing: pd.DataFrame, scales: pd.Series, settings: Settings) -> dic
     order = [c.label for c in settings.models.candidates]
     quantiles = list(settings.forecast.quantiles)
     chosen: dict[str, SeriesModel] = {}
-    for uid, series in choosing.groupby("unique_id", sort=True):
+    for uid, series in choosing.groupby(ID, sort=True):
         forecasts, actuals, cutoffs = _per_window(series, quantiles)
         singles = [label for label in order if label in forecasts]
         labels = [*singles, ENSEMBLE] if ENSEMBLE in forecasts else singles
@@ -125,7 +125,7 @@ def forecast_at(decision: pd.DataFrame, models: Mapping[str, SeriesModel], quant
     """
     columns = [quantile_label(q) for q in quantiles]
     frames = []
-    for uid, series in decision[decision["unique_id"].isin(models.keys())].groupby("unique_id", sort=True):
+    for uid, series in decision[decision[ID].isin(models.keys())].groupby(ID, sort=True):
         model = models[str(uid)]
         by_label = {str(label): rows.sort_values("ds") for label, rows in series.groupby("candidate", sort=False)}
         if not set(model.labels) <= set(by_label):
@@ -134,10 +134,10 @@ def forecast_at(decision: pd.DataFrame, models: Mapping[str, SeriesModel], quant
         members = {m: {q: by_label[m][c].to_numpy(float) for q, c in zip(quantiles, columns, strict=True)}
                    for m in model.labels}
         combined = model.combine(members)
-        frame = pd.DataFrame({"unique_id": str(uid), "ds": dates, "model_key": model.key()})
+        frame = pd.DataFrame({ID: str(uid), "ds": dates, "model_key": model.key()})
         for q, column in zip(quantiles, columns, strict=True):
             frame[column] = combined[q]
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["unique_id", "ds", "model_key", *columns])
+        return pd.DataFrame(columns=[ID, "ds", "model_key", *columns])
     return pd.concat(frames, ignore_index=True)

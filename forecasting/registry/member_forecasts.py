@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.data.covariates import covariate_spec, load_covariates
 from forecasting.models.base import HistoryTooShortError
 from forecasting.models.catalog import instantiate, is_builtin, model_class
@@ -166,7 +167,7 @@ class MemberForecasts:
     def _fit_panel(self, candidate: Candidate, ids: list[str], params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         settings = self.settings
         panel = pd.concat(
-            [pd.DataFrame({"unique_id": uid, "ds": self.series[uid][0], "y": self.series[uid][1]}) for uid in ids],
+            [pd.DataFrame({ID: uid, "ds": self.series[uid][0], "y": self.series[uid][1]}) for uid in ids],
             ignore_index=True,
         )
         model = candidate.model.clone().set_params(**dict(params))
@@ -177,4 +178,4 @@ class MemberForecasts:
                 dynamic, static = covariates.dynamic, covariates.static
         fitted = as_global(model).fit_panel(panel, settings.forecast.freq, self.plan.quantiles, dynamic=dynamic, static=static)
         predicted = fitted.predict_panel(self.plan.horizon)
-        return {str(uid): part.sort_values("ds") for uid, part in predicted.groupby("unique_id", sort=False)}
+        return {str(uid): part.sort_values("ds") for uid, part in predicted.groupby(ID, sort=False)}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from forecasting.data.contract import ID
 from forecasting.registry.bundle import BundleForecaster
 
 
 def truncate(history: pd.DataFrame, cutoffs: pd.Series) -> pd.DataFrame:
     """Each series' history up to its own cutoff (series without a cutoff are left out)."""
-    frame = history.assign(unique_id=history["unique_id"].astype(str))
-    limit = frame["unique_id"].map(cutoffs)
+    frame = history.assign(unique_id=history[ID].astype(str))
+    limit = frame[ID].map(cutoffs)
     return frame[limit.notna() & (frame["ds"] <= limit)].reset_index(drop=True)
 
 
@@ -23,4 +24,4 @@ def replay(forecaster: BundleForecaster, history: pd.DataFrame, cutoffs: pd.Seri
     if cut.empty:
         return pd.DataFrame(), failures
     rows = forecaster.forecast(cut, horizon, failures)
-    return rows.assign(cutoff=rows["unique_id"].map(cutoffs)), failures
+    return rows.assign(cutoff=rows[ID].map(cutoffs)), failures

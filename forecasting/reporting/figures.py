@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.data.contract import STATUS_FALLBACK, STATUS_QUARANTINED, quantile_label
+from forecasting.data.contract import ID, STATUS_FALLBACK, STATUS_QUARANTINED, quantile_label
 
 BASELINE = "Naive"
 _RATIO_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -140,7 +140,7 @@ def reason_counts(ledger: pd.DataFrame, status: str) -> list[ReasonCount]:
     reasons = rows["reason"].fillna("").replace("", "(none)")
     out = []
     for reason, group in rows.groupby(reasons, sort=False):
-        ids = sorted(group["unique_id"].astype(str))
+        ids = sorted(group[ID].astype(str))
         out.append(ReasonCount(str(reason), len(ids), ids[:_EXAMPLES]))
     return sorted(out, key=lambda r: (-r.n_series, r.reason))
 
@@ -158,7 +158,7 @@ def model_counts(ledger: pd.DataFrame) -> list[ModelCount]:
 
 def winner_losses(leaderboard: pd.DataFrame) -> pd.Series:
     """Each series' backtest winner's mean scaled quantile loss."""
-    return leaderboard[leaderboard["is_winner"]].set_index("unique_id")["scaled_quantile_loss"]
+    return leaderboard[leaderboard["is_winner"]].set_index(ID)["scaled_quantile_loss"]
 
 
 def _comparison(
@@ -186,14 +186,14 @@ def _comparison(
 
 def compare_with_naive(leaderboard: pd.DataFrame) -> LossComparison | None:
     """Winner loss against the naive baseline's, on the series where both were backtested."""
-    naive = leaderboard[leaderboard["candidate"] == BASELINE].set_index("unique_id")["scaled_quantile_loss"]
+    naive = leaderboard[leaderboard["candidate"] == BASELINE].set_index(ID)["scaled_quantile_loss"]
     return _comparison(winner_losses(leaderboard), naive, f"{BASELINE} baseline")
 
 
 def changed_winners(ledger: pd.DataFrame, previous_ledger: pd.DataFrame) -> pd.Index:
     """Series whose backtest winner differs from the previous run's (both non-empty)."""
-    now = ledger.set_index("unique_id")["winner"].fillna("")
-    before = previous_ledger.set_index("unique_id")["winner"].fillna("")
+    now = ledger.set_index(ID)["winner"].fillna("")
+    before = previous_ledger.set_index(ID)["winner"].fillna("")
     common = now.index.intersection(before.index)
     now, before = now[common], before[common]
     return common[(now != before) & (now != "") & (before != "")]
@@ -222,9 +222,9 @@ def coverage(leaderboard: pd.DataFrame, backtest: pd.DataFrame | None, quantiles
     lower, upper = quantile_label(levels[0]), quantile_label(levels[-1])
     by_horizon: dict[int, float] = {}
     if backtest is not None and not backtest.empty:
-        rows = backtest.merge(winners[["unique_id", "candidate"]], on=["unique_id", "candidate"])
+        rows = backtest.merge(winners[[ID, "candidate"]], on=[ID, "candidate"])
         if not rows.empty:
-            horizon = rows.groupby(["unique_id", "cutoff"])["ds"].rank(method="first").astype("int64")
+            horizon = rows.groupby([ID, "cutoff"])["ds"].rank(method="first").astype("int64")
             inside = (rows["y"] >= rows[lower]) & (rows["y"] <= rows[upper])
             by_horizon = {int(h): float(v) for h, v in inside.groupby(horizon).mean().items()}
     return Coverage(
@@ -265,11 +265,11 @@ def parse_failure(text: str) -> tuple[str, str, str]:
 
 def _failure_entries(ledger: pd.DataFrame) -> pd.DataFrame:
     """One row per (series, model, stage, kind) found in the ledger's failures column."""
-    columns = ["unique_id", "model", "stage", "kind"]
+    columns = [ID, "model", "stage", "kind"]
     if "failures" not in ledger:
         return pd.DataFrame(columns=columns)
     rows = []
-    for unique_id, text in zip(ledger["unique_id"].astype(str), ledger["failures"].fillna("").astype(str), strict=True):
+    for unique_id, text in zip(ledger[ID].astype(str), ledger["failures"].fillna("").astype(str), strict=True):
         for entry in filter(None, (part.strip() for part in text.split(" | "))):
             rows.append((unique_id, *parse_failure(entry)))
     return pd.DataFrame(rows, columns=columns).drop_duplicates()
@@ -280,7 +280,7 @@ def failure_counts(ledger: pd.DataFrame) -> list[FailureCount]:
     entries = _failure_entries(ledger)
     out = []
     for (model, stage, kind), group in entries.groupby(["model", "stage", "kind"], sort=False):
-        ids = sorted(group["unique_id"].unique())
+        ids = sorted(group[ID].unique())
         out.append(FailureCount(str(model), str(stage), str(kind), len(ids), ids[:_EXAMPLES]))
     return sorted(out, key=lambda f: (-f.n_series, f.model, f.stage, f.kind))
 
@@ -299,7 +299,7 @@ def candidate_figures(
     models = ledger.get("model", pd.Series(dtype=object)).fillna("")
     published = models[models != ""].value_counts()
     entries = _failure_entries(ledger)
-    failed = entries.groupby("model")["unique_id"].nunique() if not entries.empty else pd.Series(dtype=int)
+    failed = entries.groupby("model")[ID].nunique() if not entries.empty else pd.Series(dtype=int)
     seen = list(leaderboard["candidate"].unique()) if not leaderboard.empty else []
     names = list(dict.fromkeys([*configured, *seen]))
     out = []
@@ -353,7 +353,7 @@ def plugin_figures(
         outcomes: dict[str, int] = {}
         for kind, group in failures.groupby("kind"):
             detail = str(kind).split(": ", 1)[-1] if str(kind).startswith("IsolatedFitError") else str(kind)
-            outcomes[detail] = outcomes.get(detail, 0) + int(group["unique_id"].nunique())
+            outcomes[detail] = outcomes.get(detail, 0) + int(group[ID].nunique())
         limits = dict((isolation.get("limits") or {}).get(name, {}))
         out.append(PluginFigures(
             name=name, distribution=str(versions.get(name, "")), process=str(isolation.get("process", "")),

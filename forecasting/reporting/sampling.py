@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from forecasting.data.contract import STATUS_FALLBACK, STATUS_QUARANTINED
+from forecasting.data.contract import ID, STATUS_FALLBACK, STATUS_QUARANTINED
 
 LARGEST, WORST, CHANGED, FALLBACK = "largest", "worst loss", "changed winner", "fallback"
 
@@ -24,13 +24,13 @@ def choose_samples(
     changed = the winner differs from the previous run's; fallback = published by a
     fallback model. Quarantined series have no forecast and are never drawn.
     """
-    drawable = set(ledger.loc[ledger["status"] != STATUS_QUARANTINED, "unique_id"].astype(str))
+    drawable = set(ledger.loc[ledger["status"] != STATUS_QUARANTINED, ID].astype(str))
     winners = leaderboard[leaderboard["is_winner"]]
     queues = {
         LARGEST: [str(s) for s in volume.sort_values(ascending=False, kind="stable").index],
-        WORST: [str(s) for s in winners.sort_values(["scaled_quantile_loss", "unique_id"], ascending=[False, True])["unique_id"]],
+        WORST: [str(s) for s in winners.sort_values(["scaled_quantile_loss", ID], ascending=[False, True])[ID]],
         CHANGED: sorted(str(s) for s in changed),
-        FALLBACK: sorted(ledger.loc[ledger["status"] == STATUS_FALLBACK, "unique_id"].astype(str)),
+        FALLBACK: sorted(ledger.loc[ledger["status"] == STATUS_FALLBACK, ID].astype(str)),
     }
     queues = {k: [s for s in v if s in drawable] for k, v in queues.items()}
     chosen: dict[str, list[str]] = {}

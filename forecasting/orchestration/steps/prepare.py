@@ -22,6 +22,7 @@ import pandas as pd
 from forecasting import __version__
 from forecasting.activation.verdicts import activate_plugins
 from forecasting.config import ConfigError, Settings
+from forecasting.data.contract import ID
 from forecasting.data.frequency import require_fitting_frequency
 from forecasting.data.io import fingerprint
 from forecasting.data.lifecycle import classify_lifecycle
@@ -157,7 +158,7 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
     # same origin as the full run it amends.
     as_of = wall_clock_as_of(settings.forecast.as_of) if settings.forecast.as_of else default_as_of(frame)
     if series:
-        wanted = frame["unique_id"].isin({str(s) for s in series}).to_numpy()
+        wanted = frame[ID].isin({str(s) for s in series}).to_numpy()
         raw, frame = raw[wanted], frame[wanted]
         if raw.empty:
             raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
@@ -178,8 +179,8 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
         report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
     )
     n_shards = settings.shard_count(len(lifecycle))
-    lifecycle["shard"] = assign_shards(lifecycle["unique_id"], n_shards)
-    history = report.history.merge(lifecycle[["unique_id", "shard"]], on="unique_id")
+    lifecycle["shard"] = assign_shards(lifecycle[ID], n_shards)
+    history = report.history.merge(lifecycle[[ID, "shard"]], on=ID)
     for shard, part in history.groupby("shard"):
         write_atomic(part.drop(columns="shard"), folder.shard_input(int(shard)))
     for shard, part in lifecycle.groupby("shard"):

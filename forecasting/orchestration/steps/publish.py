@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.data.contract import PUBLISHED_STATUSES, STATUS_ENDED
+from forecasting.data.contract import ID, PUBLISHED_STATUSES, STATUS_ENDED
 from forecasting.data.database import database_engine
 from forecasting.orchestration.run_catalog import Run, RunFolder
 from forecasting.orchestration.stage_times import record_stage_time
@@ -38,7 +38,7 @@ def publish_forecasts(run: Run | str | Path) -> dict[str, Any]:
     # stamped with the registered version; the champion's forecasts when this run is only challenger
     table, source = versioned_table(run, pd.read_parquet(folder.output("forecasts")))
     ledger = pd.read_parquet(folder.output("ledger"))
-    replaceable = ledger.loc[ledger["status"].isin([*PUBLISHED_STATUSES, STATUS_ENDED]), "unique_id"].astype(str)
+    replaceable = ledger.loc[ledger["status"].isin([*PUBLISHED_STATUSES, STATUS_ENDED]), ID].astype(str)
     as_of = run.manifest.as_of
     commit_point = None
     if settings.database.enabled:
@@ -58,8 +58,8 @@ def publish_forecasts(run: Run | str | Path) -> dict[str, Any]:
 
 def _mark_published(folder: RunFolder, ledger: pd.DataFrame, replaced: set[str], merged: pd.DataFrame) -> int:
     """The ledger's ``published`` column: yes (this run's rows), stale (an earlier run's rows kept), no."""
-    runs = merged.drop_duplicates("unique_id").set_index("unique_id")["run_id"]
-    ids = ledger["unique_id"].astype(str)
+    runs = merged.drop_duplicates(ID).set_index(ID)["run_id"]
+    ids = ledger[ID].astype(str)
     kept = ~ids.isin(replaced) & ids.isin(runs.index)
     marks = pd.Series("no", index=ledger.index, dtype=object)
     marks[ids.isin(replaced) & ids.isin(runs.index)] = "yes"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
-from forecasting.data.contract import quantile_labels
+from forecasting.data.contract import ID, quantile_labels
 from forecasting.orchestration.run_catalog import (
     Manifest,
     Run,
@@ -118,10 +118,10 @@ def previous_run(run: Run | str | Path) -> RunFolder | None:
 
 def _volume(folder: RunFolder, shards: Sequence[int]) -> pd.Series:
     """Mean demand per series (what 'largest' means for the sample charts)."""
-    parts = [pd.read_parquet(folder.shard_input(s), columns=["unique_id", "y"]) for s in shards]
+    parts = [pd.read_parquet(folder.shard_input(s), columns=[ID, "y"]) for s in shards]
     if not parts:
         return pd.Series(dtype=float)
-    return pd.concat(parts, ignore_index=True).groupby("unique_id")["y"].mean()
+    return pd.concat(parts, ignore_index=True).groupby(ID)["y"].mean()
 
 
 def _samples(folder: RunFolder, manifest: Manifest, ledger: pd.DataFrame, leaderboard: pd.DataFrame,
@@ -132,11 +132,11 @@ def _samples(folder: RunFolder, manifest: Manifest, ledger: pd.DataFrame, leader
     ids = list(chosen)
     history = series_history(folder, ids)
     forecasts = read_series(folder.output("forecasts"), ids)
-    rows = ledger.set_index("unique_id")
+    rows = ledger.set_index(ID)
     samples = []
     for series, why in chosen.items():
-        own = history[history["unique_id"] == series].sort_values("ds").tail(history_periods)
-        forecast = forecasts[forecasts["unique_id"] == series].sort_values("ds")
+        own = history[history[ID] == series].sort_values("ds").tail(history_periods)
+        forecast = forecasts[forecasts[ID] == series].sort_values("ds")
         if forecast.empty:
             continue
         samples.append(SeriesSample(series, why, str(rows.at[series, "model"]), str(rows.at[series, "status"]), own, forecast))
@@ -161,7 +161,7 @@ def write_report(
     ledger = pd.read_parquet(folder.output("ledger"))
     leaderboard = pd.read_parquet(folder.output("leaderboard"))
     quantiles = settings.forecast.quantiles
-    backtest_columns = ["unique_id", "candidate", "cutoff", "ds", "y", *quantile_labels(quantiles)]
+    backtest_columns = [ID, "candidate", "cutoff", "ds", "y", *quantile_labels(quantiles)]
     backtest = pd.read_parquet(folder.output("backtest"), columns=backtest_columns)
     previous = None
     if previous_run_dir is None and find_previous:

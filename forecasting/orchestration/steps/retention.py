@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.config import Settings
+from forecasting.data.contract import ID
 from forecasting.orchestration.run_catalog import Run, RunFolder, runs_dir, snapshots_dir
 
 RegistryPruner = Callable[[list[str]], Any]
@@ -30,8 +31,8 @@ def _published_run_ids(root: Path) -> set[str]:
     tables = sorted((root / "forecasts").glob("origin=*.parquet"))
     if not tables:
         return set()
-    frame = pd.concat([pd.read_parquet(p, columns=["unique_id", "forecast_origin", "run_id"]) for p in tables])
-    newest = frame["forecast_origin"] == frame.groupby("unique_id")["forecast_origin"].transform("max")
+    frame = pd.concat([pd.read_parquet(p, columns=[ID, "forecast_origin", "run_id"]) for p in tables])
+    newest = frame["forecast_origin"] == frame.groupby(ID)["forecast_origin"].transform("max")
     return set(frame.loc[newest, "run_id"])
 
 
