@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -62,7 +63,8 @@ class RunRecord:
     scores: pd.DataFrame
     history: pd.DataFrame
     artifacts: list[Path]  # ledger, leaderboard, manifest, summary, ... logged as run artifacts
-    backtest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # read only when a champion is compared with (the largest frame of a run; a first run never needs it)
+    read_backtest: Callable[[], pd.DataFrame] = pd.DataFrame
     groups: dict[str, str] = field(default_factory=dict)  # series -> training group (global models' panel)
     global_params: GlobalParams = field(default_factory=dict)
     pools: dict[str, str] = field(default_factory=dict)  # series -> calibration pool
@@ -189,7 +191,7 @@ def _evidence(client: Any, record: RunRecord, champion: Any) -> tuple[pd.DataFra
     with tempfile.TemporaryDirectory(prefix="forecasting-champion-") as tmp:
         local = download_verified(client, settings.registry.model_name, str(champion.version), Path(tmp))
         forecaster = BundleForecaster.from_folder(local / "artifacts")
-        new = NewRun(settings, record.as_of, record.ledger, record.backtest, record.history)
+        new = NewRun(settings, record.as_of, record.ledger, record.read_backtest(), record.history)
         frame, summary = champion_evidence(new, forecaster)
     return frame, summary, forecaster.as_of
 
