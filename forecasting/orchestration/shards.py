@@ -135,10 +135,10 @@ def _read_raw(folder: RunFolder, shard: int, batches: Sequence[int]) -> BatchRaw
                             for b in batches])
 
 
-def _read_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:
+def _read_results(folder: RunFolder, shards: Sequence[int], names: Sequence[str]) -> ShardResult:
     # one frame at a time: only that frame's per-shard parts are held beside the result
     return ShardResult(**{name: concat_frames([pd.read_parquet(folder.shard_frame(s, name)) for s in shards])
-                          for name in RESULT_FRAMES})
+                          if name in names else pd.DataFrame() for name in RESULT_FRAMES})
 
 
 def complete_shard(run: Run | str | Path, shard: int) -> dict[str, Any]:
@@ -174,9 +174,9 @@ def shard_checkpoint(run: Run | str | Path, shard: int) -> dict[str, Any] | None
     return _done(run.folder, run.folder.shard_done(shard), run.settings)
 
 
-def read_shard_results(folder: RunFolder, shards: Sequence[int]) -> ShardResult:
-    """All shards' results of a run; every shard must be done."""
+def read_shard_results(folder: RunFolder, shards: Sequence[int], names: Sequence[str] = RESULT_FRAMES) -> ShardResult:
+    """The shards' results of a run (the frames ``names``, the others left empty); every shard must be done."""
     missing = [s for s in shards if not folder.shard_done(s).exists()]
     if missing:
         raise RuntimeError(f"run {folder.run_id}: shards {missing} have not finished")
-    return _read_results(folder, shards)
+    return _read_results(folder, shards, names)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +87,47 @@ def write_atomic(frame: pd.DataFrame, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame.to_parquet(temporary, index=False)
     os.replace(temporary, path)
+
+
+def concat_parquet_atomic(parts: Sequence[Path | pd.DataFrame], path: Path) -> bool:
+    """The parts (Parquet files or frames) one below the other into one Parquet file, atomically,
+    holding one part in memory at a time. Parts without rows are left out; their columns are
+    unified (a column missing from a part is null there). Returns False, writing nothing,
+    when no part has a row."""
+    tables = [_as_table(part) for part in parts]  # files stay unread until written: metadata only
+    with_rows = [t for t in tables if t.num_rows > 0]
+    if not with_rows:
+        return False
+    schema = pa.unify_schemas([t.schema for t in with_rows], promote_options="permissive")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with pq.ParquetWriter(temporary, schema) as writer:
+        for table in with_rows:
+            writer.write_table(_conformed(table.read(), schema))
+    os.replace(temporary, path)
+    return True
+
+
+class _Part:
+    """A part of ``concat_parquet_atomic``: its row count and schema now, its rows when written."""
+
+    def __init__(self, num_rows: int, schema: pa.Schema, read: Callable[[], pa.Table]) -> None:
+        self.num_rows, self.schema, self.read = num_rows, schema, read
+
+
+def _as_table(part: Path | pd.DataFrame) -> _Part:
+    if isinstance(part, pd.DataFrame):
+        table = pa.Table.from_pandas(part, preserve_index=False)
+        return _Part(table.num_rows, table.schema, lambda: table)
+    meta = pq.read_metadata(part)
+    return _Part(meta.num_rows, meta.schema.to_arrow_schema(), lambda: pq.read_table(part))
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order and types (nulls where it has no such column)."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _write_publication(frame: pd.DataFrame, path: Path, publication: str) -> None:

@@ -20,8 +20,8 @@ from forecasting.orchestration.run_catalog import Run, RunFolder
 from forecasting.orchestration.shards import read_shard_results
 from forecasting.orchestration.stage_times import record_stage_time
 from forecasting.orchestration.steps.register import register
-from forecasting.publishing.table import build_forecast_table, write_atomic
-from forecasting.training.selection_step import ShardResult
+from forecasting.publishing.table import build_forecast_table, concat_parquet_atomic, write_atomic
+from forecasting.training.selection_step import ShardResult, concat_frames
 
 
 def finalize_task(run_dir: str, operator: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -32,8 +32,8 @@ def finalize_task(run_dir: str, operator: dict[str, Any] | None = None) -> dict[
     run = Run.load(run_dir)
     folder, settings = run.folder, run.settings
     failed = failed_shards(run, run.manifest.shards)
-    # the shards' frames live only during the call: registration below holds frames of its own
-    summary = combine_shards(run, _results_with_fallbacks(run, failed))
+    healthy = [s for s in run.manifest.shards if s not in failed]
+    summary = combine_shards(run, healthy, [fallback_results(run, shard) for shard in failed])
     if failed:
         ledger = pd.read_parquet(folder.output("ledger"), columns=[ID, "reason"])
         summary["failed_shards"] = failed
@@ -47,14 +47,6 @@ def finalize_task(run_dir: str, operator: dict[str, Any] | None = None) -> dict[
         summary["mlflow"] = {k: registration[k] for k in ("tracking_uri", "model_name", "version", "alias")}
     record_stage_time(run_dir, "finalize", time.perf_counter() - started)
     return summary
-
-
-def _results_with_fallbacks(run: Run, failed: Sequence[int]) -> ShardResult:
-    """Every healthy shard's results, and fallback forecasts for the series of the failed ones."""
-    healthy = [s for s in run.manifest.shards if s not in failed]
-    parts = [read_shard_results(run.folder, healthy)] if healthy else []
-    parts += [fallback_results(run, shard) for shard in failed]
-    return parts[0] if len(parts) == 1 else ShardResult.concat(parts)
 
 
 def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
@@ -78,6 +70,7 @@ def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     return board.sort_values([ID, "rank"]).reset_index(drop=True)
 
 
+SMALL_FRAMES = ("forecasts", "ledger", "scores", "calibration", "pools")  # the others are copied shard by shard
 _KEYS = {ID: "object", "candidate": "object", "cutoff": "datetime64[ns]"}
 _SCORE_COLUMNS = {"scaled_quantile_loss": "float64", "mase": "float64", "coverage": "float64"}
 
@@ -95,15 +88,19 @@ def _quarantine_ledger(quarantine: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def combine_shards(run: Run | str | Path, results: ShardResult | None = None) -> dict[str, Any]:
+def combine_shards(run: Run | str | Path, shards: Sequence[int] | None = None,
+                   extra: Sequence[ShardResult] = ()) -> dict[str, Any]:
     """Combine the shards into the run's ledger, leaderboard, scores and forecasts.
 
-    ``results``: the shards' combined results when the caller assembled them (for example
-    with fallbacks for failed shards); by default every shard's checkpoint is read.
+    ``shards``: the finished shards whose checkpoints are read (by default every shard);
+    ``extra``: results assembled otherwise (the fallbacks of failed shards). The backtest
+    and the candidates' forecasts, a run's largest frames, are copied shard by shard into
+    their files and never held whole.
     """
     run = Run.of(run)
     folder, manifest, settings = run.folder, run.manifest, run.settings
-    combined = results if results is not None else read_shard_results(folder, manifest.shards)
+    shards = list(manifest.shards if shards is None else shards)
+    combined = ShardResult.concat([read_shard_results(folder, shards, SMALL_FRAMES), *extra])
     quarantine = pd.read_parquet(folder.input("quarantine"))
     parts = [combined.ledger, _quarantine_ledger(quarantine)]
     if folder.input("not_started").exists():  # every input series is in the ledger, those after as_of too
@@ -124,15 +121,19 @@ def combine_shards(run: Run | str | Path, results: ShardResult | None = None) ->
         "leaderboard": leaderboard,
         # with their columns even when no series was backtested (a horizon longer than every history)
         "scores": _with_columns(combined.scores, {**_KEYS, **_SCORE_COLUMNS}),
-        "backtest": _with_columns(combined.backtest, {**_KEYS, "ds": "datetime64[ns]", "y": "float64",
-                                                      **dict.fromkeys(labels, "float64")}),
         "forecasts": table,
         "calibration": combined.calibration,
         "pools": combined.pools,
-        "candidates": combined.candidates,
     }
     for name, frame in outputs.items():
         write_atomic(frame, folder.output(name))
+    empty_backtest = _with_columns(pd.DataFrame(), {**_KEYS, "ds": "datetime64[ns]", "y": "float64",
+                                                    **dict.fromkeys(labels, "float64")})
+    for name in ("backtest", "candidates"):
+        parts = [*(folder.shard_frame(s, name) for s in shards), *(getattr(e, name) for e in extra)]
+        if not concat_parquet_atomic(parts, folder.output(name)):  # no rows: the columns its readers select
+            first = pd.read_parquet(parts[0]) if parts and isinstance(parts[0], Path) else concat_frames(parts)
+            write_atomic(empty_backtest if name == "backtest" else first, folder.output(name))
     summary = summarize(ledger, leaderboard)
     estimate = out_of_sample_summary(combined.pools)
     if estimate:
