@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from forecasting.config import Settings
 from forecasting.data.contract import ID, quantile_labels
@@ -116,6 +117,20 @@ def previous_run(run: Run | str | Path) -> RunFolder | None:
     return best[2] if best else None
 
 
+def _winners_backtest(path: Path, leaderboard: pd.DataFrame, quantiles: Sequence[float]) -> pd.DataFrame:
+    """The backtest rows of each series' winner, with the outer quantiles (what the coverage figures
+    read), read in record batches: the whole backtest, a run's largest frame, is never held."""
+    outer = quantile_labels([min(quantiles), max(quantiles)]) if quantiles else []
+    columns = [ID, "candidate", "cutoff", "ds", "y", *outer]
+    if leaderboard.empty or not path.exists():
+        return pd.DataFrame(columns=columns)
+    winners = leaderboard.loc[leaderboard["is_winner"], [ID, "candidate"]]
+    source = pq.ParquetFile(path)
+    present = [c for c in columns if c in source.schema_arrow.names]
+    parts = [batch.to_pandas().merge(winners, on=[ID, "candidate"]) for batch in source.iter_batches(columns=present)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.read_parquet(path, columns=present)
+
+
 def _volume(folder: RunFolder, shards: Sequence[int]) -> pd.Series:
     """Mean demand per series (what 'largest' means for the sample charts)."""
     parts = [pd.read_parquet(folder.shard_input(s), columns=[ID, "y"]) for s in shards]
@@ -161,8 +176,7 @@ def write_report(
     ledger = pd.read_parquet(folder.output("ledger"))
     leaderboard = pd.read_parquet(folder.output("leaderboard"))
     quantiles = settings.forecast.quantiles
-    backtest_columns = [ID, "candidate", "cutoff", "ds", "y", *quantile_labels(quantiles)]
-    backtest = pd.read_parquet(folder.output("backtest"), columns=backtest_columns)
+    backtest = _winners_backtest(folder.output("backtest"), leaderboard, quantiles)
     previous = None
     if previous_run_dir is None and find_previous:
         found = previous_run(run)
