@@ -67,13 +67,13 @@ def publications_table(metadata: sa.MetaData, name: str) -> sa.Table:
 def _replace_rows(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame, series: Sequence[str],
                   origin: datetime) -> int:
     ids = sorted({str(s) for s in series} | set(frame[ID].astype(str)))
-    records = frame[[c.name for c in table.columns]].to_dict("records")
+    selected = frame[[c.name for c in table.columns]]
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         connection.execute(table.delete().where(table.c.forecast_origin == origin, table.c.unique_id.in_(chunk)))
-    for start in range(0, len(records), _CHUNK):
-        connection.execute(table.insert(), records[start : start + _CHUNK])
-    return len(records)
+    for start in range(0, len(frame), _CHUNK):  # a chunk's records at a time: a dict per row is large
+        connection.execute(table.insert(), selected.iloc[start : start + _CHUNK].to_dict("records"))
+    return len(frame)
 
 
 def publish_sql(
