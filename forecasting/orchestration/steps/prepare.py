@@ -162,6 +162,8 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
         raw, frame = raw[wanted], frame[wanted]
         if raw.empty:
             raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
+    data_fingerprint = fingerprint(raw)
+    del raw  # the input as read is needed for its fingerprint only
 
     require_fitting_frequency(frame["ds"], settings.forecast.freq, settings.data.time_col)
     report = validate_history(frame, settings.forecast.freq, as_of, settings.validation)
@@ -172,7 +174,6 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
     # kept series ends there, and the forecasts start one period after it.
     if not report.history.empty:
         as_of = pd.Timestamp(report.history["ds"].max())
-    data_fingerprint = fingerprint(raw)
     run_id = make_run_id(as_of, data_fingerprint, settings, series)
     folder = RunFolder(runs_dir(Path(settings.output.root).resolve()) / run_id)
     lifecycle = classify_lifecycle(
@@ -180,9 +181,11 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
     )
     n_shards = settings.shard_count(len(lifecycle))
     lifecycle["shard"] = assign_shards(lifecycle[ID], n_shards)
-    history = report.history.merge(lifecycle[[ID, "shard"]], on=ID)
-    for shard, part in history.groupby("shard"):
-        write_atomic(part.drop(columns="shard"), folder.shard_input(int(shard)))
+    shard_of_row = report.history[ID].map(lifecycle.set_index(ID)["shard"]).to_numpy()
+    shards = []
+    for shard, part in report.history.groupby(shard_of_row):  # one shard's rows at a time, no merged copy
+        write_atomic(part.reset_index(drop=True), folder.shard_input(int(shard)))
+        shards.append(int(shard))
     for shard, part in lifecycle.groupby("shard"):
         write_atomic(part.drop(columns="shard"), folder.shard_lifecycle(int(shard)))
     inputs = {"lifecycle": lifecycle, "quarantine": report.quarantine, "repairs": report.repairs,
@@ -190,7 +193,6 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
     for name, part in inputs.items():
         write_atomic(part, folder.input(name))
 
-    shards = sorted(int(s) for s in history["shard"].unique())
     switching = _choose_switching_version(settings, folder, run_id)
     manifest = Manifest(
         run_id=run_id,

@@ -133,10 +133,11 @@ def _winners_backtest(path: Path, leaderboard: pd.DataFrame, quantiles: Sequence
 
 def _volume(folder: RunFolder, shards: Sequence[int]) -> pd.Series:
     """Mean demand per series (what 'largest' means for the sample charts)."""
-    parts = [pd.read_parquet(folder.shard_input(s), columns=[ID, "y"]) for s in shards]
+    # shard by shard: a series lies in one shard, and the whole input is never held
+    parts = [pd.read_parquet(folder.shard_input(s), columns=[ID, "y"]).groupby(ID)["y"].mean() for s in shards]
     if not parts:
         return pd.Series(dtype=float)
-    return pd.concat(parts, ignore_index=True).groupby(ID)["y"].mean()
+    return pd.concat(parts).sort_index()
 
 
 def _samples(folder: RunFolder, manifest: Manifest, ledger: pd.DataFrame, leaderboard: pd.DataFrame,
