@@ -393,6 +393,14 @@ def validate_history(
     broken series: it is repaired or quarantined according to ``policy``.
     """
     frame, notes = check_schema(raw)
+    return validate_checked_history(frame, freq, as_of, policy, notes)
+
+
+def validate_checked_history(
+    frame: pd.DataFrame, freq: str, as_of: pd.Timestamp, policy: ValidationSettings, notes: list[str] | None = None
+) -> ValidationReport:
+    """``validate_history`` of a frame ``check_schema`` already returned (its ``notes`` go into the report)."""
+    notes = list(notes or [])
     as_of = wall_clock_as_of(as_of)
 
     after = (frame[TIME] > as_of).to_numpy()

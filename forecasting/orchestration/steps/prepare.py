@@ -32,7 +32,7 @@ from forecasting.data.validation import (
     check_circuit_breaker,
     check_schema,
     default_as_of,
-    validate_history,
+    validate_checked_history,
     wall_clock_as_of,
 )
 from forecasting.evaluation.windows import backtest_windows, min_train_length
@@ -159,14 +159,15 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
     as_of = wall_clock_as_of(settings.forecast.as_of) if settings.forecast.as_of else default_as_of(frame)
     if series:
         wanted = frame[ID].isin({str(s) for s in series}).to_numpy()
-        raw, frame = raw[wanted], frame[wanted]
+        raw, frame = raw[wanted], frame[wanted].reset_index(drop=True)
         if raw.empty:
             raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
     data_fingerprint = fingerprint(raw)
     del raw  # the input as read is needed for its fingerprint only
 
     require_fitting_frequency(frame["ds"], settings.forecast.freq, settings.data.time_col)
-    report = validate_history(frame, settings.forecast.freq, as_of, settings.validation)
+    report = validate_checked_history(frame, settings.forecast.freq, as_of, settings.validation, notes)
+    del frame  # the report holds the validated history
     if report.n_input_series == 0:
         raise DataSchemaError(f"no series has data at or before as_of {as_of:%Y-%m-%d} ({report.trimmed_rows} rows after it)")
     check_circuit_breaker(report, settings.validation.max_quarantine_share)
