@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import platform
 import time
 from collections.abc import Sequence
@@ -21,27 +20,21 @@ import pandas as pd
 
 from forecasting import __version__
 from forecasting.activation.verdicts import activate_plugins
-from forecasting.config import ConfigError, Settings
+from forecasting.config import Settings
 from forecasting.data.contract import ID
-from forecasting.data.frequency import require_fitting_frequency
-from forecasting.data.io import fingerprint
 from forecasting.data.lifecycle import classify_lifecycle
 from forecasting.data.sharding import assign_shards
 from forecasting.data.validation import (
     DataSchemaError,
     check_circuit_breaker,
-    check_schema,
-    default_as_of,
-    validate_checked_history,
-    wall_clock_as_of,
 )
 from forecasting.evaluation.windows import backtest_windows, min_train_length
 from forecasting.models.catalog import installed_plugins
 from forecasting.models.params import check_model_settings
+from forecasting.orchestration.input_scan import ShardInputWriter, input_parts, scan_input
 from forecasting.orchestration.run_catalog import Manifest, RunFolder, runs_dir
 from forecasting.orchestration.run_input import (
     dated_source,
-    load_input,
     run_settings,
     with_snapshot,
 )
@@ -49,8 +42,6 @@ from forecasting.orchestration.stage_times import record_stage_time
 from forecasting.orchestration.steps.register import switching_version
 from forecasting.publishing.table import write_atomic
 from forecasting.training.isolation import isolation_summary
-
-logger = logging.getLogger(__name__)
 
 
 def prepare_task(
@@ -143,50 +134,31 @@ def min_backtest_length(settings: Settings) -> int:
 
 
 def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -> dict[str, Any]:
-    """Read, validate, classify and shard the input; write it to a new run folder."""
+    """Read, validate, classify and shard the input, part by part; write it to a new run folder."""
     started_at = time.time()
     check_model_settings(settings)  # before any work: a model parameter out of range is a configuration error
     activate_plugins(settings)  # and so is a plug-in that fails the conformance kit
-    raw, source = load_input(settings)
-    if raw.empty:
-        raise DataSchemaError(f"the input {source} has no rows")
+    parts, source = input_parts(settings)
     # The schema first: nothing reads a column before it is known to hold what the contract says.
-    frame, notes = check_schema(raw)
-    for note in notes:
-        logger.warning("input %s: %s", source, note)
-    # The default as-of date comes from the whole input, so a subset run forecasts from the
-    # same origin as the full run it amends.
-    as_of = wall_clock_as_of(settings.forecast.as_of) if settings.forecast.as_of else default_as_of(frame)
-    if series:
-        wanted = frame[ID].isin({str(s) for s in series}).to_numpy()
-        raw, frame = raw[wanted], frame[wanted].reset_index(drop=True)
-        if raw.empty:
-            raise ConfigError(f"series: none of the {len(series)} requested series is in the input {source}")
-    data_fingerprint = fingerprint(raw)
-    del raw  # the input as read is needed for its fingerprint only
-
-    require_fitting_frequency(frame["ds"], settings.forecast.freq, settings.data.time_col)
-    report = validate_checked_history(frame, settings.forecast.freq, as_of, settings.validation, notes)
-    del frame  # the report holds the validated history
+    scan = scan_input(parts, source, settings, series)
+    report, as_of = scan.report, scan.as_of
     if report.n_input_series == 0:
         raise DataSchemaError(f"no series has data at or before as_of {as_of:%Y-%m-%d} ({report.trimmed_rows} rows after it)")
     check_circuit_breaker(report, settings.validation.max_quarantine_share)
-    # The forecast origin is the last period on the frequency grid at or before as_of: every
-    # kept series ends there, and the forecasts start one period after it.
-    if not report.history.empty:
-        as_of = pd.Timestamp(report.history["ds"].max())
-    run_id = make_run_id(as_of, data_fingerprint, settings, series)
+    run_id = make_run_id(as_of, scan.data_fingerprint, settings, series)
     folder = RunFolder(runs_dir(Path(settings.output.root).resolve()) / run_id)
-    lifecycle = classify_lifecycle(
-        report.history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
-    )
-    n_shards = settings.shard_count(len(lifecycle))
-    lifecycle["shard"] = assign_shards(lifecycle[ID], n_shards)
-    shard_of_row = report.history[ID].map(lifecycle.set_index(ID)["shard"]).to_numpy()
-    shards = []
-    for shard, part in report.history.groupby(shard_of_row):  # one shard's rows at a time, no merged copy
-        write_atomic(part.reset_index(drop=True), folder.shard_input(int(shard)))
-        shards.append(int(shard))
+    n_shards = settings.shard_count(scan.n_series)
+    lifecycles = []
+    with ShardInputWriter(folder) as writer:
+        for history in scan.histories():  # one part's validated history at a time
+            lifecycle = classify_lifecycle(
+                history, as_of, settings.forecast.freq, min_backtest_length(settings), settings.lifecycle
+            )
+            lifecycle["shard"] = assign_shards(lifecycle[ID], n_shards)
+            writer.write(history, history[ID].map(lifecycle.set_index(ID)["shard"]).to_numpy())
+            lifecycles.append(lifecycle)
+    shards = writer.shards
+    lifecycle = lifecycles[0] if len(lifecycles) == 1 else pd.concat(lifecycles).sort_values(ID).reset_index(drop=True)
     for shard, part in lifecycle.groupby("shard"):
         write_atomic(part.drop(columns="shard"), folder.shard_lifecycle(int(shard)))
     inputs = {"lifecycle": lifecycle, "quarantine": report.quarantine, "repairs": report.repairs,
@@ -201,10 +173,10 @@ def create_run_folder(settings: Settings, series: Sequence[str] | None = None) -
         started_at=round(started_at, 3),
         source=source,
         series_subset=sorted(series) if series else None,
-        data_fingerprint=data_fingerprint,
+        data_fingerprint=scan.data_fingerprint,
         n_input_series=report.n_input_series,
         trimmed_rows=report.trimmed_rows,
-        validation_notes=notes,
+        validation_notes=scan.notes,
         shards=shards,
         n_shards=n_shards,
         settings=settings.model_dump(mode="json"),
