@@ -2,7 +2,8 @@
 
 A synthetic weekly panel of cheap series (``--sizes``, default 10,000 and 100,000; two
 years each) is written in parts of 50,000 series, never held in one frame by this
-script, and run through the platform end to end (``run_weekly``: prepare, train on the
+script (``--parts``: the platform reads that folder part by part; otherwise one file combined
+from the parts), and run through the platform end to end (``run_weekly``: prepare, train on the
 embedded Dask cluster with 2 workers, finalize with the registry, publish, report) with
 the cheap candidates only (Naive and SeasonalNaive, computed with array operations). What
 is left is the platform's own work per series: reading and validating, scheduling,
@@ -19,7 +20,7 @@ printed before and after.
 
 Usage::
 
-    .venv/bin/python benchmarks/orchestration_scale.py [--sizes 10000,100000] [--workdir DIR]
+    .venv/bin/python benchmarks/orchestration_scale.py [--sizes 10000,100000] [--workdir DIR] [--parts]
     .venv/bin/python benchmarks/orchestration_scale.py --sizes "" --simulate 1000000 --simulate-fixed 100000
 
 ``--simulate N`` schedules the task graph a run of N cheap series would have (shards,
@@ -174,10 +175,13 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_size(n_series: int, workdir: Path) -> dict[str, Any]:
+def run_size(n_series: int, workdir: Path, in_parts: bool = False) -> dict[str, Any]:
     parts = write_panel(n_series, workdir / f"parts-{n_series}")
-    panel = combine_parts(parts, workdir / f"panel-{n_series}.parquet")
-    shutil.rmtree(workdir / f"parts-{n_series}")
+    if in_parts:  # the platform reads the folder part by part
+        panel = workdir / f"parts-{n_series}"
+    else:
+        panel = combine_parts(parts, workdir / f"panel-{n_series}.parquet")
+        shutil.rmtree(workdir / f"parts-{n_series}")
     spec_path, result_path = workdir / f"spec-{n_series}.json", workdir / f"result-{n_series}.json"
     spec_path.write_text(json.dumps({"panel": str(panel), "output_root": str(workdir / f"out-{n_series}"),
                                      "result": str(result_path)}))
@@ -195,15 +199,20 @@ def run_size(n_series: int, workdir: Path) -> dict[str, Any]:
         peak_rss_main=sampler.peak_rss_by_pid.get(proc.pid, 0),
         peak_rss_workers=[sampler.peak_rss_by_pid.get(pid, 0) for pid in result["worker_pids"]],
         load_before=load_before, load_after=os.getloadavg(),
-        panel_bytes=panel.stat().st_size,
+        panel_bytes=sum(p.stat().st_size for p in parts) if in_parts else panel.stat().st_size,
+        input="folder of parts" if in_parts else "one file",
     )
     shutil.rmtree(workdir / f"out-{n_series}", ignore_errors=True)
-    panel.unlink()
+    if in_parts:
+        shutil.rmtree(panel)
+    else:
+        panel.unlink()
     return result
 
 
 def print_tables(results: list[dict[str, Any]]) -> None:
-    print(f"\n=== orchestration at scale: candidates {', '.join(CANDIDATES)}, {N_PERIODS} weeks, 2 workers ===")
+    print(f"\n=== orchestration at scale: candidates {', '.join(CANDIDATES)}, {N_PERIODS} weeks, 2 workers, "
+          f"input {results[0].get('input', 'one file') if results else ''} ===")
     header = (f"{'series':>9} {'wall s':>8} " + " ".join(f"{s + ' s':>11}" for s in STEPS)
               + f" {'shards':>7} {'Dask tasks':>10} {'main MiB':>9} {'workers MiB':>13} {'run MB':>8}")
     print(header)
@@ -308,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulate", default="", help="series counts whose task graph is scheduled without work, "
                         "e.g. 1000000 (batches sized from the candidates' cost)")
     parser.add_argument("--simulate-fixed", default="", help="the same with 5 series per batch (the earlier fixed size)")
+    parser.add_argument("--parts", action="store_true",
+                        help=f"give the platform the folder of parts ({PART_SERIES:,} series each), not one combined file")
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
@@ -331,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in (int(s) for s in args.sizes.split(",") if s):
         print(f"[{time.strftime('%H:%M:%S')}] {size:,} series ...", flush=True)
-        results.append(run_size(size, workdir))
+        results.append(run_size(size, workdir, args.parts))
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
     print_tables(results)
