@@ -50,7 +50,7 @@ for path in (PROJECT_ROOT, BENCHMARKS):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from throughput import TreeSampler, child_env, mib  # noqa: E402  (a sibling script)
+from throughput import PeriodicSampler, TreeSampler, child_env, mib  # noqa: E402  (a sibling script)
 
 N_PERIODS = 104
 PART_SERIES = 50_000
@@ -91,32 +91,19 @@ def combine_parts(parts: list[Path], target: Path) -> Path:
     return target
 
 
-class OwnMemory:
+class OwnMemory(PeriodicSampler):
     """Samples this process's RSS every ``interval`` seconds (perf_counter time, bytes)."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        import threading
-
         import psutil
 
+        super().__init__(interval)
         self._process = psutil.Process()
-        self.interval = interval
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> OwnMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.perf_counter(), self._process.memory_info().rss))
-            self._stop.wait(self.interval)
+    def sample(self) -> bool:
+        self.samples.append((time.perf_counter(), self._process.memory_info().rss))
+        return True
 
     def peak_by_step(self, started: float, timings: dict[str, float]) -> dict[str, int]:
         """Peak RSS within each step; run_weekly's steps follow one another from ``started``."""

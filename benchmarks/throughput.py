@@ -78,7 +78,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:  # runnable as a plain script from anywhere
@@ -132,24 +132,16 @@ def busy_core_seconds() -> float:
 # --------------------------------------------------------------------------------------
 # memory sampling (in the parent, over a child process tree)
 # --------------------------------------------------------------------------------------
-class TreeSampler:
-    """Samples RSS and PSS of a process and all its descendants every ``interval`` seconds."""
+class PeriodicSampler:
+    """Calls ``sample`` every ``interval`` seconds on a background thread while in a ``with`` block
+    (until ``sample`` returns False)."""
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self.root = psutil.Process(pid)
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.peak_rss_total = 0
-        self.peak_pss_total = 0
-        self.peak_rss_by_pid: dict[int, int] = {}
-        self.names: dict[int, str] = {}
-        self.n_samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TreeSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -158,31 +150,53 @@ class TreeSampler:
         self._thread.join()
 
     def _run(self) -> None:
-        psutil = self._psutil
-        while not self._stop.is_set():
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-            except psutil.Error:
-                break
-            rss_total = pss_total = 0
-            for proc in procs:
-                try:
-                    rss = proc.memory_info().rss
-                    try:
-                        pss = proc.memory_full_info().pss
-                    except (psutil.AccessDenied, AttributeError):
-                        pss = rss
-                    if proc.pid not in self.names:
-                        self.names[proc.pid] = " ".join(proc.cmdline()[:3])[:120]
-                except psutil.Error:
-                    continue  # exited between listing and reading
-                rss_total += rss
-                pss_total += pss
-                self.peak_rss_by_pid[proc.pid] = max(self.peak_rss_by_pid.get(proc.pid, 0), rss)
-            self.peak_rss_total = max(self.peak_rss_total, rss_total)
-            self.peak_pss_total = max(self.peak_pss_total, pss_total)
-            self.n_samples += 1
+        while not self._stop.is_set() and self.sample():
             self._stop.wait(self.interval)
+
+    def sample(self) -> bool:
+        raise NotImplementedError
+
+
+class TreeSampler(PeriodicSampler):
+    """Samples RSS and PSS of a process and all its descendants every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        import psutil
+
+        super().__init__(interval)
+        self._psutil = psutil
+        self.root = psutil.Process(pid)
+        self.peak_rss_total = 0
+        self.peak_pss_total = 0
+        self.peak_rss_by_pid: dict[int, int] = {}
+        self.names: dict[int, str] = {}
+        self.n_samples = 0
+
+    def sample(self) -> bool:
+        psutil = self._psutil
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return False
+        rss_total = pss_total = 0
+        for proc in procs:
+            try:
+                rss = proc.memory_info().rss
+                try:
+                    pss = proc.memory_full_info().pss
+                except (psutil.AccessDenied, AttributeError):
+                    pss = rss
+                if proc.pid not in self.names:
+                    self.names[proc.pid] = " ".join(proc.cmdline()[:3])[:120]
+            except psutil.Error:
+                continue  # exited between listing and reading
+            rss_total += rss
+            pss_total += pss
+            self.peak_rss_by_pid[proc.pid] = max(self.peak_rss_by_pid.get(proc.pid, 0), rss)
+        self.peak_rss_total = max(self.peak_rss_total, rss_total)
+        self.peak_pss_total = max(self.peak_pss_total, pss_total)
+        self.n_samples += 1
+        return True
 
 
 def child_env(workdir: Path, cold_bytecode: bool) -> dict[str, str]:
