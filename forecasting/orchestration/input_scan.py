@@ -69,7 +69,6 @@ class InputScan:
     notes: list[str]
     n_series: int  # validated series: those the run forecasts
     histories: Callable[[], Iterator[pd.DataFrame]]  # each part's validated history, in turn
-    n_parts: int = 1
 
 
 @dataclass
@@ -83,7 +82,7 @@ class _Checked:
 
 
 def _checked(raw: pd.DataFrame, settings: Settings, wanted: set[str] | None) -> _Checked | None:
-    """None for a part without rows, or without a series of the subset."""
+    """None for a part without rows; an empty frame when none of its series is in the subset."""
     if raw.empty:
         return None
     frame, notes = check_schema(raw)
@@ -117,10 +116,12 @@ def scan_input(parts: Sequence[Part], source: str, settings: Settings, series: S
         return validate_checked_history(found.frame, settings.forecast.freq, as_of, settings.validation, found.notes)
 
     if checked is not None:  # one part: read and validated once, held between the passes
-        report = validated(checked[0])  # type: ignore[arg-type]  # _first_pass raised if it was None
+        single = checked[0]
+        assert single is not None  # _first_pass raised: the input has no rows
+        report = validated(single)
         history = report.history
-        return InputScan(_origin(as_of, [history]), fingerprints[0], report, notes, int(history[ID].nunique()),
-                         lambda: iter([history]))
+        return InputScan(_origin(as_of, [_last(history)]), fingerprints[0], report, notes,
+                         int(history[ID].nunique()), lambda: iter([history]))
 
     def found_parts() -> Iterator[_Checked]:
         for part in parts:
@@ -132,8 +133,7 @@ def scan_input(parts: Sequence[Part], source: str, settings: Settings, series: S
     for found in found_parts():  # the second pass: validate against the whole input's as-of date
         report = validated(found)
         history = report.history
-        kept.append(_Validated(replace(report, history=history.iloc[0:0]), int(history[ID].nunique()),
-                               pd.Timestamp(history[TIME].max()) if len(history) else None))
+        kept.append(_Validated(replace(report, history=history.iloc[0:0]), int(history[ID].nunique()), _last(history)))
     reports = [k.report for k in kept]
     combined = ValidationReport(
         history=reports[0].history if reports else pd.DataFrame(columns=[ID, TIME, TARGET]),
@@ -144,11 +144,9 @@ def scan_input(parts: Sequence[Part], source: str, settings: Settings, series: S
         not_started=_concat([r.not_started for r in reports]),
         notes=notes,
     )
-    ends = [k.last for k in kept if k.last is not None]
-    origin = max(ends) if ends else as_of
     digest = hashlib.sha256("\n".join(fingerprints).encode()).hexdigest()
-    return InputScan(origin, digest, combined, notes, sum(k.n_series for k in kept),
-                     lambda: (validated(found).history for found in found_parts()), n_parts=len(parts))
+    return InputScan(_origin(as_of, [k.last for k in kept]), digest, combined, notes, sum(k.n_series for k in kept),
+                     lambda: (validated(found).history for found in found_parts()))
 
 
 def _first_pass(parts: Sequence[Part], source: str, settings: Settings, wanted: set[str] | None,
@@ -184,10 +182,15 @@ def _first_pass(parts: Sequence[Part], source: str, settings: Settings, wanted: 
     return fingerprints, notes, last
 
 
-def _origin(as_of: pd.Timestamp, histories: Sequence[pd.DataFrame]) -> pd.Timestamp:
-    """The last period on the frequency grid at or before ``as_of``: every kept series ends there."""
-    ends = [h[TIME].max() for h in histories if len(h)]
-    return pd.Timestamp(max(ends)) if ends else as_of
+def _last(history: pd.DataFrame) -> pd.Timestamp | None:
+    return pd.Timestamp(history[TIME].max()) if len(history) else None
+
+
+def _origin(as_of: pd.Timestamp, ends: Sequence[pd.Timestamp | None]) -> pd.Timestamp:
+    """The last period on the frequency grid at or before ``as_of`` (the parts' validated histories
+    end there), or ``as_of`` when nothing is left."""
+    found = [end for end in ends if end is not None]
+    return max(found) if found else as_of
 
 
 def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
