@@ -70,7 +70,7 @@ def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     return board.sort_values([ID, "rank"]).reset_index(drop=True)
 
 
-SMALL_FRAMES = ("forecasts", "ledger", "scores", "calibration", "pools")  # the others are copied shard by shard
+_SMALL_FRAMES = ("forecasts", "ledger", "scores", "calibration", "pools")  # the others are copied shard by shard
 _KEYS = {ID: "object", "candidate": "object", "cutoff": "datetime64[ns]"}
 _SCORE_COLUMNS = {"scaled_quantile_loss": "float64", "mase": "float64", "coverage": "float64"}
 
@@ -100,7 +100,7 @@ def combine_shards(run: Run | str | Path, shards: Sequence[int] | None = None,
     run = Run.of(run)
     folder, manifest, settings = run.folder, run.manifest, run.settings
     shards = list(manifest.shards if shards is None else shards)
-    combined = ShardResult.concat([read_shard_results(folder, shards, SMALL_FRAMES), *extra])
+    combined = ShardResult.concat([read_shard_results(folder, shards, _SMALL_FRAMES), *extra])
     quarantine = pd.read_parquet(folder.input("quarantine"))
     parts = [combined.ledger, _quarantine_ledger(quarantine)]
     if folder.input("not_started").exists():  # every input series is in the ledger, those after as_of too
