@@ -16,19 +16,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from forecasting.config import Settings
 from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import (
+    BatchTask,
     complete_shard,
     shard_batches,
     shard_checkpoint,
     train_global_shard,
     train_series_batch,
 )
-
-TaskDone = Callable[[dict[str, Any]], None]
 
 _embedded_cluster: Any = None
 
@@ -107,35 +107,56 @@ def dask_client(settings: Settings, notify: Notify | None = None) -> Iterator[An
         yield client
 
 
-class SerialBackend:
-    """Runs the tasks one after another in this process."""
+@dataclass(frozen=True)
+class Task:
+    """``function(*args)``, run once the tasks named in ``after`` have finished."""
 
-    def run(self, function: Callable[..., dict[str, Any]], calls: Sequence[tuple[Any, ...]], keys: Sequence[str],
-            on_done: TaskDone | None = None) -> list[dict[str, Any]]:
-        results = []
-        for call in calls:
-            results.append(function(*call))
+    key: str
+    function: Callable[..., dict[str, Any]]
+    args: tuple[Any, ...]
+    after: tuple[str, ...] = ()
+
+
+TaskDone = Callable[[Task, dict[str, Any]], None]
+
+
+class SerialBackend:
+    """Runs the tasks one after another in this process, in the order given (each after those it waits for)."""
+
+    def run(self, tasks: Sequence[Task], on_done: TaskDone | None = None) -> dict[str, dict[str, Any]]:
+        results: dict[str, dict[str, Any]] = {}
+        for task in tasks:
+            results[task.key] = task.function(*task.args)
             if on_done:
-                on_done(results[-1])
+                on_done(task, results[task.key])
         return results
 
 
+def _after(function: Callable[..., dict[str, Any]], args: tuple[Any, ...], *finished: Any) -> dict[str, Any]:
+    """``function(*args)``; ``finished``: the results of the tasks it waited for (Dask passes them in)."""
+    return function(*args)
+
+
 class DaskBackend:
-    """Runs every task on a Dask cluster at once; a task lost with its worker is rerun elsewhere."""
+    """Submits every task to a Dask cluster at once, each waiting for its ``after`` tasks on the
+    cluster; a task lost with its worker is rerun elsewhere."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def run(self, function: Callable[..., dict[str, Any]], calls: Sequence[tuple[Any, ...]], keys: Sequence[str],
-            on_done: TaskDone | None = None) -> list[dict[str, Any]]:
+    def run(self, tasks: Sequence[Task], on_done: TaskDone | None = None) -> dict[str, dict[str, Any]]:
         from distributed import as_completed
 
-        futures = [self.client.submit(function, *call, key=key, pure=False) for call, key in zip(calls, keys, strict=True)]
-        results = []
-        for future in as_completed(futures, loop=self.client.loop):
-            results.append(future.result())
+        futures: dict[str, Any] = {}
+        for task in tasks:
+            waits = [futures[key] for key in task.after]
+            futures[task.key] = self.client.submit(_after, task.function, task.args, *waits, key=task.key, pure=False)
+        by_key = {task.key: task for task in tasks}
+        results: dict[str, dict[str, Any]] = {}
+        for future in as_completed(list(futures.values()), loop=self.client.loop):
+            results[future.key] = future.result()
             if on_done:
-                on_done(results[-1])
+                on_done(by_key[future.key], results[future.key])
         return results
 
 
@@ -152,25 +173,41 @@ def open_backend(settings: Settings, notify: Notify | None = None) -> Iterator[B
         yield DaskBackend(client)
 
 
+def shard_tasks(run_dir: str, shard: int, batches: Sequence[BatchTask]) -> list[Task]:
+    """A shard's work: its global step, its batches after it, its completion after them."""
+    name = os.path.basename(run_dir)
+    first = Task(f"global-{name}-{shard}", train_global_shard, (run_dir, shard))
+    steps = [Task(f"batch-{name}-{shard}-{batch}", train_series_batch, (run_dir, shard, batch, series), (first.key,))
+             for _, _, batch, series in batches]
+    last = Task(f"complete-{name}-{shard}", complete_shard, (run_dir, shard), tuple(t.key for t in steps) or (first.key,))
+    return [first, *steps, last]
+
+
 def run_shards(settings: Settings, run: Run | str, shards: Sequence[int], on_series_done: Callable[[int], None] | None = None,
                notify: Notify | None = None) -> list[dict[str, Any]]:
     """Train a run's shards (the CLI: all of them; an Airflow task: its one shard); the one shard executor.
 
-    Global candidates first (one task per shard, fitted across its series), then the
-    batches of every shard at once, so that no worker waits at a shard boundary; each
-    shard is completed (calibrate, combine, select) once its batches are in. Finished
-    shards and batches of an earlier attempt are skipped. Returns one result per shard, in order.
+    Per shard: its global candidates (one task, fitted across its series), its batches once
+    that is done, and its completion (calibrate, combine, select) once they are in. On Dask
+    every shard's tasks are submitted at once, so no worker waits at a shard boundary and
+    shards complete on the workers while others still train. Finished shards and batches of
+    an earlier attempt are skipped. Returns one result per shard, in order.
     ``notify``: where the dashboard link and the embedded workers' warnings are printed.
     """
     run = Run.of(run)
-    run_dir, name = str(run.path), os.path.basename(str(run.path))
+    run_dir = str(run.path)
     done = {s: shard_checkpoint(run, s) for s in shards}
     pending = [s for s in shards if done[s] is None]
+    completed: dict[int, dict[str, Any]] = {}
     if pending:
-        tasks = [task for shard in pending for task in shard_batches(run, shard)]
+        tasks = [task for shard in pending for task in shard_tasks(run_dir, shard, shard_batches(run, shard))]
+
+        def progress(task: Task, result: dict[str, Any]) -> None:
+            if task.function is train_series_batch and on_series_done:
+                on_series_done(result["n_series"])
+            if task.function is complete_shard:
+                completed[int(task.args[1])] = result
+
         with open_backend(settings, notify) as backend:
-            backend.run(train_global_shard, [(run_dir, s) for s in pending], [f"global-{name}-{s}" for s in pending])
-            backend.run(train_series_batch, tasks, [f"batch-{name}-{shard}-{batch}" for _, shard, batch, _ in tasks],
-                        (lambda result: on_series_done(result["n_series"])) if on_series_done else None)
-    completed = {s: complete_shard(run, s) for s in pending}
+            backend.run(tasks, progress)
     return [completed[s] if s in completed else {"shard": s, "skipped": True, **(done[s] or {})} for s in shards]
