@@ -124,10 +124,14 @@ def _winners_backtest(path: Path, leaderboard: pd.DataFrame, quantiles: Sequence
     columns = [ID, "candidate", "cutoff", "ds", "y", *outer]
     if leaderboard.empty or not path.exists():
         return pd.DataFrame(columns=columns)
-    winners = leaderboard.loc[leaderboard["is_winner"], [ID, "candidate"]]
+    # looked up by id (its hash table built once), not merged per batch: a merge would rebuild it for every batch
+    winner_of = leaderboard.loc[leaderboard["is_winner"]].set_index(ID)["candidate"]
     source = pq.ParquetFile(path)
     present = [c for c in columns if c in source.schema_arrow.names]
-    parts = [batch.to_pandas().merge(winners, on=[ID, "candidate"]) for batch in source.iter_batches(columns=present)]
+    parts = []
+    for batch in source.iter_batches(columns=present):
+        rows = batch.to_pandas()
+        parts.append(rows[(rows[ID].map(winner_of) == rows["candidate"]).to_numpy()])
     return pd.concat(parts, ignore_index=True) if parts else pd.read_parquet(path, columns=present)
 
 
