@@ -24,10 +24,9 @@ Usage::
     .venv/bin/python benchmarks/orchestration_scale.py --sizes "" --simulate 1000000 --simulate-fixed 100000
 
 ``--simulate N`` schedules the task graph a run of N cheap series would have (shards,
-global tasks, batches with the batch size from the candidates' cost; ``--simulate-fixed``
+global tasks, batches with the batch size from the candidates' cost, completions; ``--simulate-fixed``
 with the earlier fixed 5 series per batch) on the same kind of cluster, with no work in the tasks: the
-scheduler's cost per task and its memory, which the real runs above cannot reach at a
-million series on one machine.
+scheduler's own cost per task and its memory, apart from the work.
 """
 
 from __future__ import annotations
@@ -155,7 +154,7 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
         "status_counts": {str(k): int(v) for k, v in ledger["status"].value_counts().items()},
         "n_shards": len(shards),
         "n_batches": batches,
-        "n_dask_tasks": batches + len(shards),  # one per batch, one global step per shard
+        "n_dask_tasks": batches + 2 * len(shards),  # one per batch; per shard its global step and its completion
         "scheduler_task_prefixes": scheduler_tasks,
         "worker_pids": worker_pids,
         "run_bytes": sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()),
@@ -244,16 +243,17 @@ def simulate_scheduling(n_series: int, series_per_batch: int | None) -> dict[str
     """The run's Dask task graph for ``n_series`` cheap series, without the work: scheduler cost and memory.
 
     The layout is the platform's own (``Settings.shard_count``, ``orchestration.batching``);
-    tasks are submitted and gathered as ``executors.run_shards`` does (one global task per
-    shard first, then every batch with ``as_completed``) on an embedded LocalCluster with 2
-    single-threaded workers. The scheduler lives in this process, so its memory is this
-    process's peak RSS growth.
+    the tasks have the shape ``executors.shard_tasks`` gives them (per shard a global task, its
+    batches after it, its completion after them) and run through the platform's own
+    ``DaskBackend`` on an embedded LocalCluster with 2 single-threaded workers. The scheduler
+    lives in this process, so its memory is this process's peak RSS growth.
     """
     import psutil
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
 
     from forecasting.config import load_settings
     from forecasting.orchestration.batching import series_per_batch as batch_size
+    from forecasting.orchestration.executors import DaskBackend, Task
     from forecasting.training.plan import TrainingPlan
 
     settings = load_settings(overrides={"models": {"candidates": [{"name": n} for n in CANDIDATES]},
@@ -262,26 +262,31 @@ def simulate_scheduling(n_series: int, series_per_batch: int | None) -> dict[str
     per_shard = -(-n_series // n_shards)
     size = batch_size(TrainingPlan.from_settings(settings), per_shard, settings.compute.series_per_batch)
     batches_per_shard = -(-per_shard // size)
+    tasks = []
+    for shard in range(n_shards):
+        first = Task(f"global-{shard}", _noop_task, (shard, -1, 0))
+        steps = [Task(f"batch-{shard}-{b}", _noop_task, (shard, b, size), (first.key,)) for b in range(batches_per_shard)]
+        tasks += [first, *steps, Task(f"complete-{shard}", _noop_task, (shard, -2, 0), tuple(t.key for t in steps))]
     process = psutil.Process()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         rss_before = process.memory_info().rss
+        peak = [rss_before]
+        finished = [0]
+
+        def sample(task: Any, result: dict[str, int]) -> None:
+            finished[0] += 1
+            if finished[0] % 2000 == 0:
+                peak[0] = max(peak[0], process.memory_info().rss)
+
         started = time.perf_counter()
-        client.gather([client.submit(_noop_task, s, -1, 0, key=f"global-{s}", pure=False) for s in range(n_shards)])
-        futures = [client.submit(_noop_task, s, b, size, key=f"batch-{s}-{b}", pure=False)
-                   for s in range(n_shards) for b in range(batches_per_shard)]
-        peak = process.memory_info().rss
-        done = 0
-        for future in as_completed(futures):
-            done += future.result()["n_series"] > 0
-            if done % 5000 == 0:
-                peak = max(peak, process.memory_info().rss)
+        DaskBackend(client).run(tasks, sample)
         wall = time.perf_counter() - started
-        peak = max(peak, process.memory_info().rss)
-    n_tasks = n_shards + len(futures)
+        peak[0] = max(peak[0], process.memory_info().rss)
+    n_tasks = len(tasks)
     return {"n_series": n_series, "n_shards": n_shards, "series_per_batch": size, "n_tasks": n_tasks,
             "wall_seconds": wall, "ms_per_task": 1e3 * wall / n_tasks, "ms_per_series": 1e3 * wall / n_series,
-            "scheduler_rss_growth": peak - rss_before}
+            "scheduler_rss_growth": peak[0] - rss_before}
 
 
 def print_simulation(rows: list[dict[str, Any]]) -> None:
