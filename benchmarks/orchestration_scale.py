@@ -155,7 +155,7 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
         "n_shards": len(shards),
         "n_batches": batches,
         "n_dask_tasks": batches + 2 * len(shards),  # one per batch; per shard its global step and its completion
-        "n_dask_tasks": batches + 2 * len(shards),  # one per batch; per shard its global step and its completion
+        "scheduler_task_prefixes": scheduler_tasks,
         "worker_pids": worker_pids,
         "run_bytes": sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()),
     }
