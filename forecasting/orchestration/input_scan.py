@@ -4,7 +4,7 @@ never held in one frame; a single file or the demo panel is one part.
 Prepare scans the parts twice before it writes anything: once for the schema, the series subset,
 the fingerprint and the default as-of date (the last date of the whole input), once to validate
 each part against that date (the quarantine, the repairs and the counts the circuit breaker and
-the shard count need). Then ``validated_histories`` validates each part again, in turn, for the
+the shard count need). Then ``InputScan.histories`` validates each part again, in turn, for the
 shards. A single part is read and validated once and held between the passes, as before.
 """
 
@@ -37,6 +37,7 @@ from forecasting.data.validation import (
 )
 from forecasting.orchestration.run_catalog import RunFolder
 from forecasting.orchestration.run_input import load_input
+from forecasting.training.selection_step import concat_frames
 
 logger = logging.getLogger(__name__)
 
@@ -137,11 +138,11 @@ def scan_input(parts: Sequence[Part], source: str, settings: Settings, series: S
     reports = [k.report for k in kept]
     combined = ValidationReport(
         history=reports[0].history if reports else pd.DataFrame(columns=[ID, TIME, TARGET]),
-        quarantine=_concat([r.quarantine for r in reports]),
-        repairs=_concat([r.repairs for r in reports]),
+        quarantine=concat_frames([r.quarantine for r in reports]),
+        repairs=concat_frames([r.repairs for r in reports]),
         trimmed_rows=sum(r.trimmed_rows for r in reports),
         n_input_series=sum(r.n_input_series for r in reports),
-        not_started=_concat([r.not_started for r in reports]),
+        not_started=concat_frames([r.not_started for r in reports]),
         notes=notes,
     )
     digest = hashlib.sha256("\n".join(fingerprints).encode()).hexdigest()
@@ -191,11 +192,6 @@ def _origin(as_of: pd.Timestamp, ends: Sequence[pd.Timestamp | None]) -> pd.Time
     end there), or ``as_of`` when nothing is left."""
     found = [end for end in ends if end is not None]
     return max(found) if found else as_of
-
-
-def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    non_empty = [f for f in frames if not f.empty]
-    return pd.concat(non_empty, ignore_index=True) if non_empty else (frames[0] if frames else pd.DataFrame())
 
 
 class ShardInputWriter:
