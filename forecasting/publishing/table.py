@@ -94,7 +94,7 @@ def concat_parquet_atomic(parts: Sequence[Path | pd.DataFrame], path: Path) -> b
     holding one part in memory at a time. Parts without rows are left out; their columns are
     unified (a column missing from a part is null there). Returns False, writing nothing,
     when no part has a row."""
-    tables = [_as_table(part) for part in parts]  # files stay unread until written: metadata only
+    tables = [_part_of(part) for part in parts]  # files stay unread until written: metadata only
     with_rows = [t for t in tables if t.num_rows > 0]
     if not with_rows:
         return False
@@ -115,7 +115,7 @@ class _Part:
         self.num_rows, self.schema, self.read = num_rows, schema, read
 
 
-def _as_table(part: Path | pd.DataFrame) -> _Part:
+def _part_of(part: Path | pd.DataFrame) -> _Part:
     if isinstance(part, pd.DataFrame):
         table = pa.Table.from_pandas(part, preserve_index=False)
         return _Part(table.num_rows, table.schema, lambda: table)
