@@ -152,10 +152,23 @@ def _best_single(evidence: Evidence, singles: list[str]) -> list[str]:
     chosen = []
     for i in range(evidence.losses[singles[0]].shape[0]):
         means = _mean_losses(evidence, i, singles)
-        available = [label for label in singles if np.isfinite(evidence.forecasts[label][i, 0]).all()]
+        available = [label for label in singles if _has_future(evidence, label, i)]
         chosen.append(min(means, key=lambda label: (means[label], singles.index(label))) if means
                       else (available or singles)[0])
     return chosen
+
+
+def _ensemble_skipped(chosen: list[str], evidence: Evidence, skipped: list[set[str]]) -> set[int]:
+    """The series whose choice is the ensemble but the cost rule skipped every member it weights
+    (``skipped``: labels per series): their best single is the choice. The ensemble missing for a
+    failure stays a fallback."""
+    members = {label for label, weight in evidence.future.weights.items() if weight > 0}
+    return {i for i, label in enumerate(chosen)
+            if label == ENSEMBLE and members and members <= skipped[i] and not _has_future(evidence, ENSEMBLE, i)}
+
+
+def _has_future(evidence: Evidence, label: str, i: int) -> bool:
+    return bool(np.isfinite(evidence.forecasts[label][i, 0]).all())
 
 
 def _chain(i: int, chosen: str, evidence: Evidence, singles: list[str], fallbacks: list[str], has_ensemble: bool) -> list[str]:
@@ -165,9 +178,14 @@ def _chain(i: int, chosen: str, evidence: Evidence, singles: list[str], fallback
     return chain_labels([chosen, *([ENSEMBLE] if has_ensemble else []), *ranked], fallbacks)
 
 
-def _describe_choice(i: int, chosen: str, evidence: Evidence, slots: Sequence[int]) -> str:
+def _describe_choice(i: int, chosen: str, evidence: Evidence, slots: Sequence[int], ensemble_skipped: bool) -> str:
     default = evidence.losses[ENSEMBLE][i, list(slots)]
     scored = np.isfinite(default)
+    if ensemble_skipped:
+        own = evidence.losses[chosen][i]
+        windows = int(np.isfinite(own).sum())
+        loss = f", loss {np.nanmean(own):.3f} over {windows} windows" if windows else ""
+        return f"best single: the cost rule skipped the ensemble's members{loss}"
     if chosen == ENSEMBLE or not scored.any():
         windowed = any(np.isfinite(losses[i]).any() for losses in evidence.losses.values())
         return "default" if windowed else "default (no backtest window)"
@@ -228,12 +246,16 @@ def _select_pool(
     slots = evidence.scored_slots
     if has_ensemble:
         chosen = choose(evidence.losses, singles, plan.selection_margin, plan.min_windows, slots)
+        skipped = [set(filter(None, str(notes["cost_skipped"].get(s.uid, "") or "").split(","))) for s in series]
+        instead = _ensemble_skipped(chosen, evidence, skipped)
+        best = _best_single(evidence, singles) if instead else []
+        chosen = [best[i] if i in instead else label for i, label in enumerate(chosen)]
     else:
-        chosen = _best_single(evidence, singles)
+        chosen, instead = _best_single(evidence, singles), set()
     estimate = out_of_sample(evidence.losses, singles, slots, plan.selection_margin, plan.min_windows) if has_ensemble else {}
     forecasts, ledgers = [], []
     for i, s in enumerate(series):
-        choice, selection = chosen[i], _describe_choice(i, chosen[i], evidence, slots)
+        choice, selection = chosen[i], _describe_choice(i, chosen[i], evidence, slots, i in instead)
         means = _mean_losses(evidence, i, [ENSEMBLE, *singles])
         ledger, forecast = _gate(i, s, choice, evidence, singles, fallbacks, has_ensemble, plan)
         scored = max(int(np.isfinite(losses[i]).sum()) for losses in evidence.losses.values())

@@ -57,3 +57,17 @@ def test_without_the_rule_or_within_the_margin_every_window_is_backtested():
         assert (result.scores["candidate"] == "SlowMean").sum() == N_WINDOWS - 1
         assert "SlowMean" in set(result.candidates["candidate"])
         assert fits == expected_fits  # every window and the future (under the rule: the first window once more)
+
+
+def test_where_every_member_of_the_ensemble_was_skipped_the_best_single_is_the_choice_not_a_fallback():
+    # four flat series: the pooled ensemble rests on the mean alone; on the trend it is skipped
+    rng = np.random.default_rng(0)
+    flat = [pd.DataFrame({"unique_id": f"flat{k}", "ds": HISTORY["ds"], "y": 100 + rng.normal(0, 10, Y.size)}) for k in range(4)]
+    history = pd.concat([HISTORY, *flat], ignore_index=True)
+    lifecycle = pd.DataFrame({"unique_id": history["unique_id"].unique(), "lifecycle": "smooth", "demand_class": "smooth"})
+    ledger = train_batch(history, lifecycle, _plan(0.5), "W-SUN").ledger.set_index("unique_id")
+    assert set(ledger.loc[[f"flat{k}" for k in range(4)], "ensemble_members"]) == {"SlowMean:1"}
+    trend = ledger.loc["s"]
+    assert trend["cost_skipped"] == "SlowMean"
+    assert (trend["status"], trend["winner"], trend["model"]) == ("ok", "Naive", "Naive")
+    assert trend["selection"].startswith("best single: the cost rule skipped the ensemble's members")
