@@ -200,6 +200,10 @@ class ComputeSettings(_Section):
     scheduler_address: str | None = Field(None, description="tcp://host:port of a Dask scheduler; None = embedded LocalCluster.")
     n_workers: int | None = Field(None, ge=1, description="Embedded cluster workers; None = one per core.")
     worker_memory_limit: str = "4GiB"
+    worker_profiling: bool = Field(
+        False, description="Dask's statistical profiler on the embedded workers (the dashboard's Profile page); it keeps "
+        "the last 1,000 one-second profiles per worker, which adds about 150 MiB to a worker over a long run."
+    )
     n_shards: int | None = Field(
         None, ge=1, le=1024, description="Shards (units of retry and calibration pools); None = one per series_per_shard."
     )

@@ -37,9 +37,12 @@ def _shared_local_cluster(settings: Settings) -> Any:
     """The process's embedded LocalCluster, started on first use."""
     global _embedded_cluster
     if _embedded_cluster is None:
+        import dask
         from distributed import LocalCluster
 
-        with _sigint_ignored():  # the workers inherit it: a Ctrl-C stops this process, which closes them
+        # distributed is imported before the config is set (the import adds its defaults). The
+        # workers inherit the ignored SIGINT (a Ctrl-C stops this process, which closes them) and the config.
+        with _sigint_ignored(), dask.config.set({"distributed.worker.profile.enabled": settings.compute.worker_profiling}):
             _embedded_cluster = LocalCluster(
                 n_workers=settings.compute.n_workers or os.cpu_count() or 1,
                 threads_per_worker=1,

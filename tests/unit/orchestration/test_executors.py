@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from forecasting.config import load_settings
-from forecasting.orchestration.executors import run_shards, shutdown_embedded_cluster
+from forecasting.orchestration.executors import dask_client, run_shards, shutdown_embedded_cluster
 from forecasting.orchestration.run_catalog import Run
 from forecasting.orchestration.shards import RESULT_FRAMES
 from forecasting.orchestration.steps.prepare import create_run_folder
@@ -48,9 +48,12 @@ def test_serial_and_dask_backends_train_the_same_shards(tmp_path: Path):
     dask, dask_shards = _prepared(tmp_path / "dask", "dask")
     try:
         dask_results = [train_shard_task(str(dask.path), shard) for shard in dask_shards]  # the Airflow task
+        with dask_client(dask.settings) as client:
+            kept_profiles = client.run(lambda dask_worker: len(dask_worker.profile_history))
     finally:
         shutdown_embedded_cluster()
     assert [r["n_series"] for r in dask_results] == [r["n_series"] for r in results]
+    assert set(kept_profiles.values()) == {0}  # compute.worker_profiling is off: the workers keep no profiles
     expected, got = _shard_frames(serial, shards), _shard_frames(dask, dask_shards)
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(got[name], frame, check_exact=False, rtol=1e-9, obj=name)
