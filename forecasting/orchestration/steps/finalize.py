@@ -49,7 +49,17 @@ def finalize_task(run_dir: str, operator: dict[str, Any] | None = None) -> dict[
     return summary
 
 
-def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+def _leaderboard(parts: Sequence[Path | pd.DataFrame], ledger: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard from the scores' parts, read one at a time (a series' scores are all in one part)."""
+    winners = ledger.set_index(ID)["winner"] if "winner" in ledger else pd.Series(dtype=object)  # no series chose
+    boards = [_part_leaderboard(pd.read_parquet(part) if isinstance(part, Path) else part, winners) for part in parts]
+    filled = [board for board in boards if not board.empty]
+    if not filled:
+        return _part_leaderboard(pd.DataFrame(), winners)
+    return pd.concat(filled, ignore_index=True).sort_values([ID, "rank"]).reset_index(drop=True)
+
+
+def _part_leaderboard(scores: pd.DataFrame, winners: pd.Series) -> pd.DataFrame:
     """Mean backtest scores per series x candidate, ranked, with the winner flagged."""
     if scores.empty:  # typed: readers filter on is_winner and sort on the losses
         return _with_columns(scores.iloc[0:0], {ID: "object", "candidate": "object", **_SCORE_COLUMNS,
@@ -64,13 +74,12 @@ def _leaderboard(scores: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
-    winners = ledger.set_index(ID)["winner"]
     board["is_winner"] = board["candidate"].to_numpy() == board[ID].map(winners).to_numpy()
     board["rank"] = board.groupby(ID)["scaled_quantile_loss"].rank(method="first").astype("int64")
     return board.sort_values([ID, "rank"]).reset_index(drop=True)
 
 
-_SMALL_FRAMES = ("forecasts", "ledger", "scores", "calibration", "pools")  # the others are copied shard by shard
+_SMALL_FRAMES = ("forecasts", "ledger", "calibration", "pools")  # the others are copied shard by shard
 _KEYS = {ID: "object", "candidate": "object", "cutoff": "datetime64[ns]"}
 _SCORE_COLUMNS = {"scaled_quantile_loss": "float64", "mase": "float64", "coverage": "float64"}
 
@@ -94,8 +103,8 @@ def combine_shards(run: Run | str | Path, shards: Sequence[int] | None = None,
 
     ``shards``: the finished shards whose checkpoints are read (by default every shard);
     ``extra``: results assembled otherwise (the fallbacks of failed shards). The backtest
-    and the candidates' forecasts, a run's largest frames, are copied shard by shard into
-    their files and never held whole.
+    and the candidates' forecasts, a run's largest frames, and the scores are copied shard by
+    shard into their files and never held whole; the leaderboard is built one shard at a time.
     """
     run = Run.of(run)
     folder, manifest, settings = run.folder, run.manifest, run.settings
@@ -111,7 +120,8 @@ def combine_shards(run: Run | str | Path, shards: Sequence[int] | None = None,
                    "selection", "cost_skipped"):
         if column in ledger:
             ledger[column] = ledger[column].fillna("").astype(str)
-    leaderboard = _leaderboard(combined.scores, ledger)
+    score_parts = [*(folder.shard_frame(s, "scores") for s in shards), *(e.scores for e in extra)]
+    leaderboard = _leaderboard(score_parts, ledger)
     table = build_forecast_table(
         combined.forecasts, manifest.as_of, folder.run_id, settings.forecast.quantiles
     )
@@ -119,21 +129,21 @@ def combine_shards(run: Run | str | Path, shards: Sequence[int] | None = None,
     outputs = {
         "ledger": ledger,
         "leaderboard": leaderboard,
-        # with their columns even when no series was backtested (a horizon longer than every history)
-        "scores": _with_columns(combined.scores, {**_KEYS, **_SCORE_COLUMNS}),
         "forecasts": table,
         "calibration": combined.calibration,
         "pools": combined.pools,
     }
     for name, frame in outputs.items():
         write_atomic(frame, folder.output(name))
-    empty_backtest = _with_columns(pd.DataFrame(), {**_KEYS, "ds": "datetime64[ns]", "y": "float64",
-                                                    **dict.fromkeys(labels, "float64")})
-    for name in ("backtest", "candidates"):
+    # with their columns even when no series was backtested (a horizon longer than every history)
+    empty = {"scores": _with_columns(pd.DataFrame(), {**_KEYS, **_SCORE_COLUMNS}),
+             "backtest": _with_columns(pd.DataFrame(), {**_KEYS, "ds": "datetime64[ns]", "y": "float64",
+                                                        **dict.fromkeys(labels, "float64")})}
+    for name in ("scores", "backtest", "candidates"):
         parts = [*(folder.shard_frame(s, name) for s in shards), *(getattr(e, name) for e in extra)]
         if not concat_parquet_atomic(parts, folder.output(name)):  # no rows: the columns its readers select
             first = pd.read_parquet(parts[0]) if parts and isinstance(parts[0], Path) else concat_frames(parts)
-            write_atomic(empty_backtest if name == "backtest" else first, folder.output(name))
+            write_atomic(empty.get(name, first), folder.output(name))
     summary = summarize(ledger, leaderboard)
     estimate = out_of_sample_summary(combined.pools)
     if estimate:
