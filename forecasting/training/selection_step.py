@@ -148,7 +148,8 @@ def _mean_losses(evidence: Evidence, i: int, labels: Sequence[str]) -> dict[str,
 
 
 def _best_single(evidence: Evidence, singles: list[str]) -> list[str]:
-    """Without an ensemble: per series the single candidate with the lowest mean loss (config order breaks ties)."""
+    """Per series the single candidate with the lowest mean loss (config order breaks ties): the
+    choice without an ensemble, or where the cost rule skipped the ensemble's members."""
     chosen = []
     for i in range(evidence.losses[singles[0]].shape[0]):
         means = _mean_losses(evidence, i, singles)
